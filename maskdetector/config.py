@@ -1,0 +1,29 @@
+"""Project-wide constants: one place for sizes, colour order, paths and class display names."""
+
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+MODEL_DIR = PROJECT_ROOT / "model"
+MODEL_FILENAME = "mask_detector.keras"
+LABELS_FILENAME = "labels.json"
+METRICS_FILENAME = "metrics.json"
+DEFAULT_MODEL_PATH = MODEL_DIR / MODEL_FILENAME
+DEFAULT_DATA_DIR = PROJECT_ROOT / "dataset"
+
+# The CNN sees RGB faces of this size; OpenCV hands us BGR, preprocessing.py converts.
+INPUT_SIZE = (100, 100)  # (height, width)
+COLOR_ORDER = "RGB"
+
+# Fraction of the box size added on every side when cutting a face out of a frame. Used both when
+# cutting training crops from annotated scenes and when classifying detected faces, so they match.
+FACE_MARGIN = 0.1
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+# Display names and BGR box colours per class label.
+CLASS_DISPLAY = {
+    "with_mask": ("Mask", (0, 200, 0)),
+    "without_mask": ("No mask", (0, 0, 230)),
+    "mask_weared_incorrect": ("Mask worn wrong", (0, 140, 255)),
+}

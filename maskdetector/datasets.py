@@ -1,0 +1,183 @@
+"""Loading labelled face images: class-per-folder trees and face crops cut from PASCAL VOC scenes.
+
+Every image is decoded once and stored at the model's input size (uint8 RGB), so training epochs
+never touch the disk or the JPEG decoder again.
+"""
+
+import logging
+import xml.etree.ElementTree as ET
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from maskdetector.config import IMAGE_EXTENSIONS, INPUT_SIZE
+from maskdetector.errors import UserError
+from maskdetector.preprocessing import Box, crop_face, face_to_input, read_image
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LabelledFaces:
+    """Face images at model input size with integer labels indexing `class_names`."""
+
+    images: np.ndarray  # uint8 (N, H, W, 3), RGB
+    labels: np.ndarray  # int64 (N,)
+    class_names: list[str]
+    sources: list[str] = field(default_factory=list)  # which data set each image came from
+    skipped: int = 0  # unreadable files that were left out
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def counts(self) -> dict[str, int]:
+        return {name: int((self.labels == i).sum()) for i, name in enumerate(self.class_names)}
+
+
+def _empty(class_names: list[str]) -> LabelledFaces:
+    height, width = INPUT_SIZE
+    return LabelledFaces(np.zeros((0, height, width, 3), np.uint8), np.zeros(0, np.int64), class_names)
+
+
+def class_folders(root: Path) -> list[str]:
+    """Sorted names of the class sub-folders of `root`, checking that there are at least two."""
+    if not root.is_dir():
+        raise UserError(f"data folder {root} does not exist")
+    names = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if len(names) < 2:
+        raise UserError(
+            f"data folder {root} needs at least 2 class sub-folders (like with_mask/, without_mask/), "
+            f"found {len(names)}"
+        )
+    return names
+
+
+def load_image_folder(root: Path, class_names: Sequence[str] | None = None) -> LabelledFaces:
+    """Load `root/<class>/*` images. Unreadable or non-image files are skipped and counted in a warning.
+
+    With `class_names` (a trained model's classes), folders are mapped onto those indices and a folder
+    the model does not know is an error.
+    """
+    root = Path(root)
+    folders = class_folders(root)
+    names = list(class_names) if class_names is not None else folders
+    unknown = [f for f in folders if f not in names]
+    if unknown:
+        raise UserError(f"class folder(s) {', '.join(unknown)} in {root} are not classes of the model {names}")
+
+    images, labels, skipped = [], [], 0
+    for folder in folders:
+        files = sorted(p for p in (root / folder).iterdir() if p.is_file() and not p.name.startswith("."))
+        loaded = 0
+        for path in files:
+            image = read_image(path) if path.suffix.lower() in IMAGE_EXTENSIONS else None
+            if image is None:
+                skipped += 1
+                continue
+            images.append(face_to_input(image))
+            labels.append(names.index(folder))
+            loaded += 1
+        if loaded == 0:
+            raise UserError(f"class folder {root / folder} contains no readable images")
+    if skipped:
+        log.warning("skipped %d unreadable or non-image file(s) in %s", skipped, root)
+    return LabelledFaces(np.stack(images), np.array(labels, np.int64), names, [root.name] * len(labels), skipped)
+
+
+@dataclass(frozen=True)
+class AnnotatedFace:
+    label: str
+    box: Box  # x, y, w, h
+
+
+@dataclass(frozen=True)
+class SceneAnnotation:
+    image_path: Path
+    faces: tuple[AnnotatedFace, ...]
+
+
+def parse_voc(xml_path: Path, images_dir: Path) -> SceneAnnotation:
+    """Read one PASCAL VOC annotation file into face boxes (x, y, w, h)."""
+    root = ET.parse(xml_path).getroot()
+    filename = root.findtext("filename") or f"{xml_path.stem}.png"
+    faces = []
+    for obj in root.iter("object"):
+        bb = obj.find("bndbox")
+        if bb is None:
+            continue
+        x0, y0, x1, y1 = (int(round(float(bb.findtext(k, "0")))) for k in ("xmin", "ymin", "xmax", "ymax"))
+        if x1 > x0 and y1 > y0:
+            faces.append(AnnotatedFace(obj.findtext("name", "").strip(), (x0, y0, x1 - x0, y1 - y0)))
+    return SceneAnnotation(images_dir / filename, tuple(faces))
+
+
+def load_scene_annotations(root: Path) -> list[SceneAnnotation]:
+    """All annotations of a scenes folder laid out as `images/` + `annotations/*.xml`."""
+    root = Path(root)
+    ann_dir, img_dir = root / "annotations", root / "images"
+    if not ann_dir.is_dir() or not img_dir.is_dir():
+        raise UserError(f"scenes folder {root} must contain images/ and annotations/")
+    scenes = []
+    for xml_path in sorted(ann_dir.glob("*.xml")):
+        try:
+            scenes.append(parse_voc(xml_path, img_dir))
+        except (ET.ParseError, ValueError) as exc:
+            log.warning("skipping unreadable annotation %s: %s", xml_path.name, exc)
+    if not scenes:
+        raise UserError(f"no readable annotations in {ann_dir}")
+    return scenes
+
+
+def is_holdout_scene(image_path: Path, percent: int) -> bool:
+    """Stable split by file name (not by seed), so every run and every tool holds out the same images."""
+    return zlib.crc32(image_path.stem.encode()) % 100 < percent
+
+
+def load_scene_crops(
+    root: Path, class_names: Sequence[str], *, holdout: bool, holdout_percent: int, min_side: int
+) -> LabelledFaces:
+    """Face crops cut from annotated scenes, from held-out images (`holdout=True`) or from the others.
+
+    Boxes whose class the model does not have (e.g. mask_weared_incorrect for a 2-class model) and boxes
+    with a side shorter than `min_side` are left out.
+    """
+    names = list(class_names)
+    images, labels, skipped = [], [], 0
+    for scene in load_scene_annotations(root):
+        if is_holdout_scene(scene.image_path, holdout_percent) != holdout:
+            continue
+        wanted = [f for f in scene.faces if f.label in names and min(f.box[2:]) >= min_side]
+        if not wanted:
+            continue
+        frame = read_image(scene.image_path)
+        if frame is None:
+            skipped += 1
+            continue
+        for face in wanted:
+            try:
+                images.append(face_to_input(crop_face(frame, face.box)))
+            except ValueError:
+                continue
+            labels.append(names.index(face.label))
+    if skipped:
+        log.warning("skipped %d unreadable scene image(s) in %s", skipped, root)
+    if not images:
+        return _empty(names)
+    tag = f"{Path(root).name}{'-holdout' if holdout else ''}"
+    return LabelledFaces(np.stack(images), np.array(labels, np.int64), names, [tag] * len(labels), skipped)
+
+
+def concatenate(parts: Sequence[LabelledFaces]) -> LabelledFaces:
+    """Join data sets that share class names."""
+    parts = [p for p in parts if len(p)]
+    names = parts[0].class_names
+    return LabelledFaces(
+        np.concatenate([p.images for p in parts]),
+        np.concatenate([p.labels for p in parts]),
+        names,
+        [s for p in parts for s in p.sources],
+        sum(p.skipped for p in parts),
+    )

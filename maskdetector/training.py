@@ -1,0 +1,306 @@
+"""Training the mask classifier: data split, tf.data input pipeline, augmentation, fit, report.
+
+Reads top to bottom: `train()` loads every image once into memory, splits it (stratified, seeded),
+fits `build_model()` with checkpointing and early stopping on validation loss, scores the untouched
+test split (and real held-out scene crops when given) and writes the artifacts to the output folder.
+"""
+
+import json
+import logging
+import os
+import platform
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers
+from sklearn.model_selection import train_test_split
+
+from maskdetector.classification import MaskClassifier
+from maskdetector.config import (
+    COLOR_ORDER,
+    FACE_MARGIN,
+    INPUT_SIZE,
+    LABELS_FILENAME,
+    METRICS_FILENAME,
+    MODEL_FILENAME,
+)
+from maskdetector.datasets import LabelledFaces, concatenate, load_image_folder, load_scene_crops
+from maskdetector.errors import UserError
+from maskdetector.evaluation import format_scores, plot_confusion_matrix, plot_training_curves, score
+from maskdetector.model import build_model
+
+log = logging.getLogger(__name__)
+
+# Real faces measured for the report: crops with both sides at least this long (webcam faces are large).
+REAL_EVAL_MIN_SIDE = 32
+
+
+@dataclass
+class TrainingConfig:
+    data_dirs: list[Path]
+    out_dir: Path
+    scenes_dir: Path | None = None  # PASCAL VOC scenes whose non-held-out face crops join the training data
+    epochs: int = 20
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    patience: int = 5
+    seed: int = 42
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    holdout_percent: int = 30  # share of scene images never trained on, used to measure real-photo accuracy
+    scene_min_side: int = 16  # smaller scene faces are too blurry to teach anything
+    verbose: int | str = "auto"
+    extra_info: dict = field(default_factory=dict)
+
+
+def build_augmentation(seed: int) -> keras.Sequential:
+    """Random changes applied to training batches only: geometry, light, blur and colour."""
+    return keras.Sequential(
+        [
+            layers.RandomFlip("horizontal", seed=seed),
+            layers.RandomRotation(0.05, fill_mode="reflect", seed=seed),
+            layers.RandomTranslation(0.08, 0.08, fill_mode="reflect", seed=seed),
+            layers.RandomShear(x_factor=0.1, y_factor=0.1, seed=seed),
+            layers.RandomZoom((-0.15, 0.15), fill_mode="reflect", seed=seed),
+            layers.RandomBrightness(0.25, seed=seed),
+            layers.RandomContrast(0.3, seed=seed),
+            layers.RandomSaturation((0.3, 0.7), seed=seed),
+            layers.RandomGaussianBlur(factor=0.5, sigma=(0.0, 1.5), seed=seed),
+        ],
+        name="augmentation",
+    )
+
+
+def check_writable(out_dir: Path) -> None:
+    """Fail before hours of training, not after, if the output folder cannot be written."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out_dir):
+            pass
+    except OSError as exc:
+        raise UserError(f"cannot write to output folder {out_dir}: {exc.strerror or exc}") from None
+
+
+def load_training_data(config: TrainingConfig) -> LabelledFaces:
+    parts = [load_image_folder(d) for d in config.data_dirs]
+    names = parts[0].class_names
+    for d, part in zip(config.data_dirs, parts, strict=True):
+        if part.class_names != names:
+            raise UserError(f"{d} has classes {part.class_names}, but {config.data_dirs[0]} has {names}")
+    if config.scenes_dir is not None:
+        parts.append(
+            load_scene_crops(
+                config.scenes_dir,
+                names,
+                holdout=False,
+                holdout_percent=config.holdout_percent,
+                min_side=config.scene_min_side,
+            )
+        )
+    return concatenate(parts)
+
+
+def split(data: LabelledFaces, config: TrainingConfig) -> dict[str, np.ndarray]:
+    """Indices of train/validation/test, stratified by source and class, reproducible with the seed."""
+    index = np.arange(len(data))
+    strata = np.array([f"{s}/{y}" for s, y in zip(data.sources, data.labels, strict=True)])
+    n_test = max(len(data.class_names), round(config.test_fraction * len(data)))
+    n_val = max(len(data.class_names), round(config.val_fraction * len(data)))
+    if len(data) - n_test - n_val < len(data.class_names):
+        raise UserError(f"only {len(data)} images: too few to split into train, validation and test")
+
+    def cut(idx: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+        try:
+            return train_test_split(idx, test_size=size, random_state=config.seed, stratify=strata[idx])
+        except ValueError:  # a stratum too small to be split: fall back to a plain shuffled split
+            return train_test_split(idx, test_size=size, random_state=config.seed)
+
+    rest, test = cut(index, n_test)
+    train, val = cut(rest, n_val)
+    return {"train": np.sort(train), "validation": np.sort(val), "test": np.sort(test)}
+
+
+def make_dataset(
+    images: np.ndarray, labels: np.ndarray, n_classes: int, config: TrainingConfig, *, augment: bool
+) -> tf.data.Dataset:
+    """Decoded images already sit in memory; batches are augmented in parallel and prefetched."""
+    ds = tf.data.Dataset.from_tensor_slices((images, keras.utils.to_categorical(labels, n_classes)))
+    if augment:
+        ds = ds.shuffle(len(images), seed=config.seed, reshuffle_each_iteration=True)
+    ds = ds.batch(config.batch_size).map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE)
+    if augment:
+        augmentation = build_augmentation(config.seed)
+        ds = ds.map(lambda x, y: (augmentation(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def counts_by_source(data: LabelledFaces, idx: np.ndarray) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for i in idx:
+        per_class = out.setdefault(data.sources[i], dict.fromkeys(data.class_names, 0))
+        per_class[data.class_names[data.labels[i]]] += 1
+    return out
+
+
+def train(config: TrainingConfig) -> dict:
+    """Train, evaluate and write model, labels, metrics, plots and CSV log to `config.out_dir`."""
+    out = config.out_dir
+    check_writable(out)
+    keras.utils.set_random_seed(config.seed)
+
+    data = load_training_data(config)
+    names = data.class_names
+    parts = split(data, config)
+    log.info("images per split: %s", {k: len(v) for k, v in parts.items()})
+
+    train_idx, val_idx = parts["train"], parts["validation"]
+    train_ds = make_dataset(data.images[train_idx], data.labels[train_idx], len(names), config, augment=True)
+    val_ds = make_dataset(data.images[val_idx], data.labels[val_idx], len(names), config, augment=False)
+    train_counts = np.bincount(data.labels[train_idx], minlength=len(names))
+    class_weight = {i: len(train_idx) / (len(names) * max(1, c)) for i, c in enumerate(train_counts)}
+
+    model = build_model(len(names))
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate),
+        loss="categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    checkpoint = out / "best.weights.h5"  # survives an interrupted run; removed once the model is saved
+    callbacks = [
+        keras.callbacks.ModelCheckpoint(checkpoint, monitor="val_loss", save_best_only=True, save_weights_only=True),
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True),
+        keras.callbacks.CSVLogger(out / "training_log.csv"),
+    ]
+    # Keras warns that it ignores shuffle=True for a tf.data input; the dataset shuffles itself above.
+    warnings.filterwarnings("ignore", message=".*shuffle=True.*tf.data.Dataset", category=UserWarning)
+    started = time.perf_counter()
+    history = model.fit(
+        train_ds,
+        validation_data=val_ds,
+        epochs=config.epochs,
+        callbacks=callbacks,
+        class_weight=class_weight,
+        verbose=config.verbose,
+    ).history
+    training_seconds = time.perf_counter() - started
+
+    test_idx = parts["test"]
+    classifier = MaskClassifier(model, names)
+    predicted = classifier.predict_indices(data.images[test_idx])
+    truth = data.labels[test_idx]
+    sources = np.array(data.sources)[test_idx]
+    metrics = {
+        "classes": names,
+        "test": score(truth, predicted, names),
+        "test_by_source": {s: score(truth[sources == s], predicted[sources == s], names) for s in sorted(set(sources))},
+    }
+    counts = {k: counts_by_source(data, v) for k, v in parts.items()}
+    if config.scenes_dir is not None:
+        holdout = load_scene_crops(
+            config.scenes_dir, names, holdout=True, holdout_percent=config.holdout_percent, min_side=REAL_EVAL_MIN_SIDE
+        )
+        if len(holdout):
+            metrics["real_holdout"] = score(holdout.labels, classifier.predict_indices(holdout.images), names)
+            counts["real_holdout"] = holdout.counts()
+
+    val_losses = history["val_loss"]
+    metrics.update(
+        {
+            "counts": counts,
+            "data_sources": [{"path": str(d), "kind": "class folders"} for d in config.data_dirs]
+            + (
+                [
+                    {
+                        "path": str(config.scenes_dir),
+                        "kind": "PASCAL VOC scenes: face crops (margin "
+                        f"{FACE_MARGIN}) with both sides >= {config.scene_min_side} px from images not held out",
+                        "holdout_rule": f"crc32(image file stem) % 100 < {config.holdout_percent}",
+                        "real_holdout_min_side": REAL_EVAL_MIN_SIDE,
+                    }
+                ]
+                if config.scenes_dir
+                else []
+            ),
+            "skipped_files": data.skipped,
+            "seed": config.seed,
+            "epochs_requested": config.epochs,
+            "epochs_run": len(val_losses),
+            "best_epoch": int(np.argmin(val_losses)) + 1,
+            "best_val_loss": float(np.min(val_losses)),
+            "training_seconds": round(training_seconds, 1),
+            "seconds_per_epoch": round(training_seconds / max(1, len(val_losses)), 1),
+            "batch_size": config.batch_size,
+            "learning_rate": config.learning_rate,
+            "environment": {
+                "tensorflow": tf.__version__,
+                "keras": keras.__version__,
+                "python": platform.python_version(),
+                "cpus": os.cpu_count(),
+            },
+            **config.extra_info,
+        }
+    )
+    save_artifacts(model, names, metrics, history, out)
+    checkpoint.unlink(missing_ok=True)
+    return metrics
+
+
+def save_artifacts(model: keras.Model, names: list[str], metrics: dict, history: dict, out: Path) -> None:
+    """Write everything next to each other; the model file is replaced atomically, without optimizer state."""
+    inference_model = build_model(len(names))  # uncompiled twin: saves weights without optimizer state
+    inference_model.set_weights(model.get_weights())
+    tmp = out / f".{MODEL_FILENAME}.tmp.keras"
+    inference_model.save(tmp)
+    os.replace(tmp, out / MODEL_FILENAME)
+    labels = {
+        "classes": names,
+        "input_size": list(INPUT_SIZE),
+        "color_order": COLOR_ORDER,
+        "pixel_range": "0-255 (the model rescales to 0-1 itself)",
+        "face_margin": FACE_MARGIN,
+    }
+    (out / LABELS_FILENAME).write_text(json.dumps(labels, indent=2) + "\n")
+    (out / METRICS_FILENAME).write_text(json.dumps(metrics, indent=2) + "\n")
+    plot_training_curves(history, out / "training_curves.png")
+    plot_confusion_matrix(metrics["test"]["confusion_matrix"], names, out / "confusion_matrix.png")
+
+
+def evaluate(model_path: Path, data_dir: Path | None, scenes_dir: Path | None, holdout_percent: int) -> dict:
+    """Score an existing model on a labelled folder and/or the held-out crops of a scenes folder."""
+    classifier = MaskClassifier.load(model_path)
+    results = {}
+    if data_dir is not None:
+        data = load_image_folder(data_dir, classifier.class_names)
+        results[str(data_dir)] = score(data.labels, classifier.predict_indices(data.images), data.class_names)
+    if scenes_dir is not None:
+        crops = load_scene_crops(
+            scenes_dir,
+            classifier.class_names,
+            holdout=True,
+            holdout_percent=holdout_percent,
+            min_side=REAL_EVAL_MIN_SIDE,
+        )
+        if not len(crops):
+            raise UserError(f"no held-out face crops of the model's classes in {scenes_dir}")
+        title = f"{scenes_dir} (held-out face crops >= {REAL_EVAL_MIN_SIDE} px)"
+        results[title] = score(crops.labels, classifier.predict_indices(crops.images), crops.class_names)
+    return results
+
+
+def summary(metrics: dict) -> str:
+    """The report of a training run as terminal text."""
+    blocks = [format_scores("test split", metrics["test"])]
+    blocks += [format_scores(f"test split, {s}", m) for s, m in metrics["test_by_source"].items()]
+    if "real_holdout" in metrics:
+        blocks.append(format_scores("real held-out scene crops", metrics["real_holdout"]))
+    blocks.append(
+        f"trained {metrics['epochs_run']} epochs in {metrics['training_seconds']} s "
+        f"({metrics['seconds_per_epoch']} s/epoch), best epoch {metrics['best_epoch']}"
+    )
+    return "\n".join(blocks)

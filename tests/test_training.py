@@ -1,0 +1,201 @@
+"""train.py: architecture, artifacts of a 1-epoch run, bad input, --evaluate-only."""
+
+import io
+import json
+import logging
+import os
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+import train
+from maskdetector.config import PROJECT_ROOT
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def run_train(capsys):
+    """Run train.py's main() in this process (TensorFlow loads once for the whole suite)."""
+
+    def run(*args: str) -> Result:
+        code = train.main(list(args))
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return run
+
+
+def assert_one_line_error(result: Result, *needles: str) -> None:
+    assert result.returncode == 2, result.stderr
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1, result.stderr
+    for needle in needles:
+        assert needle in error_lines[0]
+
+
+def test_cli_error_exits_2_without_traceback(tmp_path):
+    """The real process: exit code 2 and a single error line, no traceback."""
+    result = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "train.py"), "--data", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == f"error: data folder {tmp_path / 'nope'} does not exist"
+
+
+def test_model_has_exactly_the_designed_layers():
+    from maskdetector.model import build_model
+
+    model = build_model(2)
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == [
+        "Rescaling",
+        "Conv2D",
+        "MaxPooling2D",
+        "Conv2D",
+        "MaxPooling2D",
+        "Flatten",
+        "Dropout",
+        "Dense",
+        "Dense",
+    ]
+    conv1, conv2 = model.layers[1], model.layers[3]
+    assert (conv1.filters, conv1.kernel_size, conv2.filters, conv2.kernel_size) == (200, (3, 3), 100, (3, 3))
+    assert model.layers[6].rate == 0.5
+    assert (model.layers[7].units, model.layers[8].units) == (50, 2)
+    assert model.input_shape == (None, 100, 100, 3)
+    assert model.count_params() == 2_830_852
+    assert build_model(3).output_shape == (None, 3)
+
+
+def test_one_epoch_run_writes_every_artifact_and_they_load(face_folder, tmp_path, run_train, caplog):
+    # a corrupt JPEG and a text file among the images: skipped and counted, not fatal
+    (face_folder / "with_mask" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (face_folder / "without_mask" / "notes.txt").write_text("not an image")
+    out = tmp_path / "out"
+    with caplog.at_level(logging.WARNING):
+        result = run_train("--data", str(face_folder), "--out", str(out), "--epochs", "1")
+    assert result.returncode == 0, result.stderr
+    assert "skipped 2 unreadable" in caplog.text
+    for name in (
+        "mask_detector.keras",
+        "labels.json",
+        "metrics.json",
+        "training_curves.png",
+        "confusion_matrix.png",
+        "training_log.csv",
+    ):
+        assert (out / name).stat().st_size > 0, name
+    assert not (out / "best.weights.h5").exists()
+
+    labels = json.loads((out / "labels.json").read_text())
+    assert labels["classes"] == ["with_mask", "without_mask"]
+    assert labels["input_size"] == [100, 100] and labels["color_order"] == "RGB"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0.0 <= metrics["test"]["accuracy"] <= 1.0
+    assert set(metrics["test"]["per_class"]) == {"with_mask", "without_mask"}
+    assert np.array(metrics["test"]["confusion_matrix"]).sum() == metrics["test"]["n"]
+    assert metrics["skipped_files"] == 2
+    total = sum(n for split in ("train", "validation", "test") for n in metrics["counts"][split]["faces"].values())
+    assert total == 20
+    assert metrics["epochs_run"] == 1 and metrics["seed"] == 42 and metrics["training_seconds"] > 0
+
+    from maskdetector.classification import MaskClassifier
+
+    classifier = MaskClassifier.load(out / "mask_detector.keras")
+    assert classifier.class_names == ["with_mask", "without_mask"]
+    with zipfile.ZipFile(out / "mask_detector.keras") as archive, archive.open("model.weights.h5") as weights:
+        assert "optimizer" not in h5py.File(io.BytesIO(weights.read()), "r")  # no optimizer state shipped
+    crop = np.zeros((60, 50, 3), np.uint8)
+    [prediction] = classifier.classify([crop])
+    assert prediction.label in classifier.class_names and 0.5 <= prediction.confidence <= 1.0
+
+
+def test_evaluate_only_scores_a_folder(face_folder, untrained_model, run_train):
+    result = run_train("--evaluate-only", "--model", str(untrained_model), "--data", str(face_folder))
+    assert result.returncode == 0, result.stderr
+    assert "accuracy" in result.stdout and "with_mask" in result.stdout and "confusion matrix" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("setup", "needle"),
+    [
+        ("missing", "does not exist"),
+        ("one_class", "at least 2 class"),
+        ("empty_class", "no readable images"),
+    ],
+)
+def test_bad_data_folder_is_a_one_line_error(tmp_path, face_folder, setup, needle, run_train):
+    data = tmp_path / "missing"
+    if setup == "one_class":
+        data = tmp_path / "one"
+        (data / "with_mask").mkdir(parents=True)
+    elif setup == "empty_class":
+        data = face_folder
+        (data / "mask_weared_incorrect").mkdir()
+    result = run_train("--data", str(data), "--out", str(tmp_path / "out"), "--epochs", "1")
+    assert_one_line_error(result, needle)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_unwritable_out_is_a_one_line_error(tmp_path, face_folder, run_train):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    assert_one_line_error(run_train("--data", str(face_folder), "--out", str(locked / "m")), "cannot write")
+
+
+def test_out_that_is_a_file_is_a_one_line_error(tmp_path, face_folder, run_train):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert_one_line_error(run_train("--data", str(face_folder), "--out", str(blocker / "model")), "cannot write")
+
+
+@pytest.mark.parametrize("problem", ["missing", "not_a_model", "no_labels"])
+def test_bad_model_file_is_a_one_line_error(tmp_path, face_folder, untrained_model, problem, run_train):
+    model = tmp_path / "mask_detector.keras"
+    if problem == "not_a_model":
+        model.write_text("this is not a keras file")
+        (tmp_path / "labels.json").write_text((untrained_model.parent / "labels.json").read_text())
+    elif problem == "no_labels":
+        model.write_bytes(untrained_model.read_bytes())
+    result = run_train("--evaluate-only", "--model", str(model), "--data", str(face_folder))
+    needle = {"missing": "train.py", "not_a_model": "not a readable Keras model", "no_labels": "labels.json"}[problem]
+    assert_one_line_error(result, needle)
+
+
+def test_training_and_inference_see_the_same_rgb_pixels(tmp_path: Path):
+    """A pure-red image file and the same red in a BGR camera frame reach the model identically, as RGB."""
+    import cv2
+
+    from maskdetector.datasets import load_image_folder
+    from maskdetector.preprocessing import crop_face, faces_to_batch
+
+    red_bgr = np.zeros((120, 120, 3), np.uint8)
+    red_bgr[:, :] = (0, 0, 255)
+    for name in ("red", "other"):
+        (tmp_path / name).mkdir()
+        cv2.imwrite(str(tmp_path / name / "a.png"), red_bgr)
+
+    training_input = load_image_folder(tmp_path).images[0]
+    frame = np.zeros((480, 640, 3), np.uint8)
+    frame[100:220, 200:320] = red_bgr
+    inference_input = faces_to_batch([crop_face(frame, (200, 100, 120, 120), margin=0.0)])[0]
+
+    assert training_input.shape == inference_input.shape == (100, 100, 3)
+    np.testing.assert_array_equal(training_input, inference_input)
+    assert tuple(inference_input[50, 50]) == (255.0, 0.0, 0.0)  # red first: RGB

@@ -1,0 +1,82 @@
+"""Train the mask classifier, or score an existing one (--evaluate-only).
+
+python train.py --data ../shared/datasets/observations --scenes ../shared/datasets/scenes-dev
+python train.py --evaluate-only --model model/mask_detector.keras --data DIR
+"""
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from maskdetector.config import DEFAULT_DATA_DIR, DEFAULT_MODEL_PATH, MODEL_DIR
+from maskdetector.errors import UserError
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--data",
+        type=Path,
+        action="append",
+        help="folder with one sub-folder of face images per class; repeat to combine folders (default dataset/)",
+    )
+    parser.add_argument(
+        "--scenes",
+        type=Path,
+        help="PASCAL VOC folder (images/ + annotations/): train on face crops of its non-held-out images "
+        "and report accuracy on the held-out ones",
+    )
+    parser.add_argument("--out", type=Path, default=MODEL_DIR, help="output folder (default model/)")
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--patience", type=int, default=5, help="early-stopping patience in epochs")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--holdout-percent", type=int, default=30, help="share of --scenes images never trained on")
+    parser.add_argument("--evaluate-only", action="store_true", help="score --model on --data/--scenes, no training")
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help="model for --evaluate-only")
+    args = parser.parse_args(argv)
+    for name in ("epochs", "batch_size", "patience"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if not 0 <= args.holdout_percent < 100:
+        parser.error("--holdout-percent must be in 0..99")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        from maskdetector import training  # imports TensorFlow: after argument checks, so --help is instant
+        from maskdetector.evaluation import format_scores
+
+        if args.evaluate_only:
+            data = args.data[0] if args.data else (None if args.scenes else DEFAULT_DATA_DIR)
+            results = training.evaluate(args.model, data, args.scenes, args.holdout_percent)
+            print("\n".join(format_scores(title, s) for title, s in results.items()))
+            return 0
+        config = training.TrainingConfig(
+            data_dirs=args.data or [DEFAULT_DATA_DIR],
+            out_dir=args.out,
+            scenes_dir=args.scenes,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            patience=args.patience,
+            seed=args.seed,
+            holdout_percent=args.holdout_percent,
+            verbose=1 if sys.stdout.isatty() else 2,
+        )
+        metrics = training.train(config)
+        print(training.summary(metrics))
+        print(f"saved model, labels, metrics and plots to {args.out}/")
+        return 0
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
