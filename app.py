@@ -1,0 +1,110 @@
+"""Serve live mask detection: `python app.py [--source 0|FILE|URL] ...`, then open http://127.0.0.1:5000.
+
+Every flag has a MASKDETECTOR_<NAME> environment variable (e.g. MASKDETECTOR_SOURCE); a flag wins.
+Bad input (source, model, busy port) ends with one `error: ...` line and exit code 2.
+"""
+
+import argparse
+import errno
+import logging
+import os
+import signal
+import socket
+import sys
+from typing import NoReturn
+
+from maskdetector.capture import parse_source
+from maskdetector.detection import DETECTORS
+from maskdetector.errors import UserError
+from maskdetector.settings import DEFAULTS, ENV_PREFIX, from_env, validate
+
+log = logging.getLogger("maskdetector.app")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Usage mistakes end like every other bad input: one `error:` line, exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
+def parse_args(argv: list[str] | None, environ: dict[str, str]) -> dict[str, object]:
+    """Command line over environment over defaults, as the settings dict create_app() takes."""
+    defaults = {**DEFAULTS, **from_env(environ)}
+    parser = OneLineParser(
+        description="Live face-mask detection in the browser.",
+        epilog=f"Each option can also be set as an environment variable {ENV_PREFIX}<OPTION>, "
+        f"e.g. {ENV_PREFIX}SOURCE=video.mp4; the command line wins.",
+    )
+    add = parser.add_argument
+    add("--source", help="camera index, video file, or rtsp/http(s) stream URL (default %(default)s)")
+    add("--host", help="address to listen on (default %(default)s: this machine only)")
+    add("--port", type=int, help="port to listen on (default %(default)s)")
+    add("--model", help="trained model file (default %(default)s)")
+    add("--detector", choices=sorted(DETECTORS), help="face detector (default %(default)s)")
+    add("--cascade", help="Haar cascade XML (default: haarcascades/ in the project, else OpenCV's bundled one)")
+    add("--scale-factor", type=float, help="Haar image pyramid step, > 1.0 (default %(default)s)")
+    add("--min-neighbors", type=int, help="Haar detections needed to accept a face (default %(default)s)")
+    add("--min-face-size", type=int, help="smallest face to detect, in pixels (default %(default)s)")
+    add("--mirror", action=argparse.BooleanOptionalAction, help="flip frames horizontally, for webcams")
+    add("--loop", action=argparse.BooleanOptionalAction, help="replay a video file when it ends")
+    add("--jpeg-quality", type=int, help="stream JPEG quality 1-100 (default %(default)s)")
+    add(
+        "--idle-timeout", type=float, help="seconds without viewers before the camera is released (default %(default)s)"
+    )
+    parser.set_defaults(**{key.lower(): value for key, value in defaults.items()})
+    args = vars(parser.parse_args(argv))
+    return {key: args[key.lower()] for key in DEFAULTS}
+
+
+def ensure_port_free(host: str, port: int) -> None:
+    """Bind the address once before the slow model load, so a busy port fails in a second, not after it."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does; ignores TIME_WAIT
+            sock.bind(address)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise UserError(f"port {port} on {host} is already in use: stop the other server or pick --port") from None
+        raise UserError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
+
+
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    """`docker stop`, systemd and kill send SIGTERM: shut down as on Ctrl+C, releasing the camera."""
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = parse_args(argv, dict(os.environ))
+        validate(settings)
+        parse_source(settings["SOURCE"])  # cheap checks first: the model load below takes seconds
+        ensure_port_free(settings["HOST"], settings["PORT"])
+        from werkzeug.serving import make_server
+
+        from maskdetector.web import create_app, get_state  # imports TensorFlow: only once the input is known good
+
+        app = create_app(settings)
+        try:
+            server = make_server(settings["HOST"], settings["PORT"], app, threaded=True)
+        except OSError as exc:  # taken between the check and now
+            raise UserError(f"cannot listen on {settings['HOST']}:{settings['PORT']} ({exc.strerror or exc})") from None
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    log.info("serving %s on http://%s:%s (Ctrl+C to stop)", get_state(app).hub.source_name, *server.server_address[:2])
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        get_state(app).hub.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""One frame in, labelled faces out: detect -> crop with margin -> classify all faces in one model call."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+from maskdetector.config import FACE_MARGIN
+from maskdetector.detection import FaceDetector
+from maskdetector.preprocessing import Box, crop_face
+
+if TYPE_CHECKING:  # importing classification at run time would pull in Keras for users of Face alone
+    from maskdetector.classification import Prediction
+
+
+@dataclass(frozen=True)
+class Face:
+    box: Box
+    label: str
+    confidence: float
+
+
+class Classifier(Protocol):
+    def classify(self, faces_bgr: Sequence[np.ndarray]) -> list[Prediction]: ...
+
+
+class FrameAnalyzer:
+    """Detector plus classifier; crops use the same margin as training crops so inputs look alike."""
+
+    def __init__(self, detector: FaceDetector, classifier: Classifier, margin: float = FACE_MARGIN) -> None:
+        self.detector = detector
+        self.classifier = classifier
+        self.margin = margin
+
+    def analyze(self, frame_bgr: np.ndarray) -> list[Face]:
+        boxes = self.detector.detect(frame_bgr)
+        if not boxes:
+            return []
+        predictions = self.classifier.classify([crop_face(frame_bgr, box, self.margin) for box in boxes])
+        return [Face(box, p.label, p.confidence) for box, p in zip(boxes, predictions, strict=True)]
+
+
+def count_labels(faces: Iterable[Face]) -> Counter[str]:
+    return Counter(face.label for face in faces)

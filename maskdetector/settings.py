@@ -1,0 +1,76 @@
+"""The web app's settings in one table: defaults, MASKDETECTOR_* environment variables, validation.
+
+app.py builds its command line from the same table, so a flag, its environment variable and the key a
+test passes to create_app() cannot drift apart. Precedence: explicit config (or CLI) > environment > default.
+"""
+
+from collections.abc import Mapping
+
+from maskdetector.config import DEFAULT_MODEL_PATH
+from maskdetector.errors import UserError
+
+ENV_PREFIX = "MASKDETECTOR_"
+
+DEFAULTS: dict[str, object] = {
+    "SOURCE": "0",
+    "HOST": "127.0.0.1",
+    "PORT": 5000,
+    "MODEL": str(DEFAULT_MODEL_PATH),
+    "DETECTOR": "haar",
+    "CASCADE": "",
+    "SCALE_FACTOR": 1.1,
+    "MIN_NEIGHBORS": 5,
+    "MIN_FACE_SIZE": 40,
+    "MIRROR": False,
+    "LOOP": False,
+    "JPEG_QUALITY": 80,
+    "IDLE_TIMEOUT": 10.0,
+    "RETRY_INITIAL": 0.5,
+    "RETRY_MAX": 8.0,
+}
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _convert(key: str, text: str) -> object:
+    kind = type(DEFAULTS[key])
+    name = ENV_PREFIX + key
+    if kind is bool:
+        if text.strip().lower() in _TRUE | _FALSE:
+            return text.strip().lower() in _TRUE
+        raise UserError(f"{name}={text!r} is not a yes/no value (use 1/0, true/false)")
+    if kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            raise UserError(f"{name}={text!r} is not a {'whole ' if kind is int else ''}number") from None
+    return text
+
+
+def from_env(environ: Mapping[str, str]) -> dict[str, object]:
+    """Settings given as MASKDETECTOR_<KEY> environment variables, converted to the default's type."""
+    return {key: _convert(key, environ[ENV_PREFIX + key]) for key in DEFAULTS if ENV_PREFIX + key in environ}
+
+
+def validate(settings: Mapping[str, object]) -> None:
+    """UserError for values that would only fail later, deep inside OpenCV or the server."""
+    checks = [
+        (1 <= settings["PORT"] <= 65535, "port must be between 1 and 65535"),
+        (settings["SCALE_FACTOR"] > 1.0, "scale factor must be greater than 1.0"),
+        (settings["MIN_NEIGHBORS"] >= 0, "min neighbors must be 0 or more"),
+        (settings["MIN_FACE_SIZE"] >= 1, "min face size must be at least 1 pixel"),
+        (1 <= settings["JPEG_QUALITY"] <= 100, "JPEG quality must be between 1 and 100"),
+        (settings["IDLE_TIMEOUT"] >= 0, "idle timeout must be 0 or more seconds"),
+        (0 < settings["RETRY_INITIAL"] <= settings["RETRY_MAX"], "retry delays must be positive, initial <= max"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise UserError(message)
+
+
+def resolve(config: Mapping[str, object] | None, environ: Mapping[str, str]) -> dict[str, object]:
+    """Defaults, overridden by the environment, overridden by `config`; validated."""
+    settings = {**DEFAULTS, **from_env(environ), **(config or {})}
+    validate(settings)
+    return settings

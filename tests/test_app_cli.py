@@ -1,0 +1,90 @@
+"""app.py's command line: settings from flags over environment, and one-line errors with exit code 2."""
+
+import importlib.util
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = ROOT / "app.py"
+
+
+def load_app_module():
+    spec = importlib.util.spec_from_file_location("maskdetector_app", APP)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_app(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("MASKDETECTOR_")}
+    return subprocess.run(
+        [sys.executable, str(APP), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**environ, **(env or {})},
+        cwd=ROOT,
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str, only_line: bool = True) -> None:
+    """Exit code 2 and a single `error:` line, the last one; with only_line, nothing else on stderr either.
+
+    (Once TensorFlow is imported its C++ start-up notes reach stderr; no environment variable silences them.)
+    """
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert "Traceback" not in result.stderr
+    assert [line for line in lines if line.startswith("error:")] == lines[-1:], result.stderr
+    if only_line:
+        assert len(lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[-1]
+
+
+@pytest.fixture
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_flags_win_over_environment_over_defaults():
+    app = load_app_module()
+    env = {"MASKDETECTOR_PORT": "7000", "MASKDETECTOR_MIRROR": "yes", "MASKDETECTOR_SOURCE": "1"}
+    settings = app.parse_args(["--port", "6000", "--no-mirror", "--min-face-size", "60"], env)
+    assert settings["PORT"] == 6000 and settings["MIRROR"] is False and settings["MIN_FACE_SIZE"] == 60
+    assert settings["SOURCE"] == "1"  # from the environment
+    assert settings["HOST"] == "127.0.0.1"  # default: this machine only
+    assert app.parse_args([], {})["SOURCE"] == "0"
+
+
+def test_unknown_source_is_one_line_error():
+    assert_one_line_error(run_app("--source", "no-such-video.mp4"), "no-such-video.mp4", "not a camera index")
+
+
+def test_unknown_source_from_environment_is_one_line_error():
+    assert_one_line_error(run_app(env={"MASKDETECTOR_SOURCE": "ftp://x/y"}), "ftp://x/y")
+
+
+def test_bad_flag_value_is_one_line_error():
+    assert_one_line_error(run_app("--port", "many"), "--port")
+    assert_one_line_error(run_app("--jpeg-quality", "0"), "JPEG quality")
+
+
+def test_busy_port_is_one_line_error():
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert_one_line_error(run_app("--port", str(port)), "already in use", str(port))
+
+
+def test_missing_model_is_one_line_error(tmp_path, free_port):
+    result = run_app("--model", str(tmp_path / "none.keras"), "--port", str(free_port))
+    assert_one_line_error(result, "none.keras", "train.py", only_line=False)
