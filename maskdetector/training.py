@@ -49,7 +49,7 @@ class TrainingConfig:
     epochs: int = 20
     batch_size: int = 32
     learning_rate: float = 1e-3
-    patience: int = 5
+    patience: int = 6
     seed: int = 42
     val_fraction: float = 0.15
     test_fraction: float = 0.15
@@ -64,14 +64,14 @@ def build_augmentation(seed: int) -> keras.Sequential:
     return keras.Sequential(
         [
             layers.RandomFlip("horizontal", seed=seed),
-            layers.RandomRotation(0.05, fill_mode="reflect", seed=seed),
+            layers.RandomRotation(0.04, fill_mode="reflect", seed=seed),
             layers.RandomTranslation(0.08, 0.08, fill_mode="reflect", seed=seed),
-            layers.RandomShear(x_factor=0.1, y_factor=0.1, seed=seed),
+            layers.RandomShear(x_factor=0.05, y_factor=0.05, seed=seed),
             layers.RandomZoom((-0.15, 0.15), fill_mode="reflect", seed=seed),
-            layers.RandomBrightness(0.25, seed=seed),
-            layers.RandomContrast(0.3, seed=seed),
-            layers.RandomSaturation((0.3, 0.7), seed=seed),
-            layers.RandomGaussianBlur(factor=0.5, sigma=(0.0, 1.5), seed=seed),
+            layers.RandomBrightness(0.15, seed=seed),
+            layers.RandomContrast(0.2, seed=seed),
+            layers.RandomSaturation((0.35, 0.65), seed=seed),
+            layers.RandomGaussianBlur(factor=0.3, sigma=(0.0, 1.0), seed=seed),
         ],
         name="augmentation",
     )
@@ -175,6 +175,7 @@ def train(config: TrainingConfig) -> dict:
     callbacks = [
         keras.callbacks.ModelCheckpoint(checkpoint, monitor="val_loss", save_best_only=True, save_weights_only=True),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True),
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.3, patience=2, min_lr=1e-5),
         keras.callbacks.CSVLogger(out / "training_log.csv"),
     ]
     # Keras warns that it ignores shuffle=True for a tf.data input; the dataset shuffles itself above.
