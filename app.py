@@ -11,21 +11,13 @@ import os
 import signal
 import socket
 import sys
-from typing import NoReturn
 
 from maskdetector.capture import parse_source
-from maskdetector.detection import DETECTORS
+from maskdetector.cli import OneLineParser, add_analyzer_options
 from maskdetector.errors import UserError
 from maskdetector.settings import DEFAULTS, ENV_PREFIX, from_env, validate
 
 log = logging.getLogger("maskdetector.app")
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """Usage mistakes end like every other bad input: one `error:` line, exit code 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"error: {message} (see --help)\n")
 
 
 def parse_args(argv: list[str] | None, environ: dict[str, str]) -> dict[str, object]:
@@ -40,18 +32,15 @@ def parse_args(argv: list[str] | None, environ: dict[str, str]) -> dict[str, obj
     add("--source", help="camera index, video file, or rtsp/http(s) stream URL (default %(default)s)")
     add("--host", help="address to listen on (default %(default)s: this machine only)")
     add("--port", type=int, help="port to listen on (default %(default)s)")
-    add("--model", help="trained model file (default %(default)s)")
-    add("--detector", choices=sorted(DETECTORS), help="face detector (default %(default)s)")
-    add("--cascade", help="Haar cascade XML (default: haarcascades/ in the project, else OpenCV's bundled one)")
-    add("--scale-factor", type=float, help="Haar image pyramid step, > 1.0 (default %(default)s)")
-    add("--min-neighbors", type=int, help="Haar detections needed to accept a face (default %(default)s)")
-    add("--min-face-size", type=int, help="smallest face to detect, in pixels (default %(default)s)")
+    add_analyzer_options(parser)
     add("--mirror", action=argparse.BooleanOptionalAction, help="flip frames horizontally, for webcams")
     add("--loop", action=argparse.BooleanOptionalAction, help="replay a video file when it ends")
     add("--jpeg-quality", type=int, help="stream JPEG quality 1-100 (default %(default)s)")
     add(
         "--idle-timeout", type=float, help="seconds without viewers before the camera is released (default %(default)s)"
     )
+    add("--max-upload-mb", type=float, help="largest POST /api/detect body, in MB (default %(default)s)")
+    add("--max-image-pixels", type=int, help="largest image POST /api/detect decodes, in pixels (default %(default)s)")
     parser.set_defaults(**{key.lower(): value for key, value in defaults.items()})
     args = vars(parser.parse_args(argv))
     return {key: args[key.lower()] for key in DEFAULTS}

@@ -27,6 +27,8 @@ DEFAULTS: dict[str, object] = {
     "IDLE_TIMEOUT": 10.0,
     "RETRY_INITIAL": 0.5,
     "RETRY_MAX": 8.0,
+    "MAX_UPLOAD_MB": 10.0,
+    "MAX_IMAGE_PIXELS": 40_000_000,
 }
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -63,6 +65,8 @@ def validate(settings: Mapping[str, object]) -> None:
         (1 <= settings["JPEG_QUALITY"] <= 100, "JPEG quality must be between 1 and 100"),
         (settings["IDLE_TIMEOUT"] >= 0, "idle timeout must be 0 or more seconds"),
         (0 < settings["RETRY_INITIAL"] <= settings["RETRY_MAX"], "retry delays must be positive, initial <= max"),
+        (settings["MAX_UPLOAD_MB"] > 0, "max upload size must be more than 0 MB"),
+        (settings["MAX_IMAGE_PIXELS"] >= 1, "max image pixels must be at least 1"),
     ]
     for ok, message in checks:
         if not ok:

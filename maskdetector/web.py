@@ -1,24 +1,27 @@
 """The Flask app: an application factory plus one blueprint with the page, the MJPEG stream and JSON endpoints.
 
 `create_app` loads the model at start-up (fail fast) and wires source -> detector -> classifier into one
-StreamHub. Tests pass SOURCE_FACTORY (a callable returning a FrameSource) and a small model in `config`.
+StreamHub; POST /api/detect (bodies parsed in uploads.py) shares that analyzer without touching the stream.
+Tests pass SOURCE_FACTORY (a callable returning a FrameSource) and a small model in `config`.
 """
 
 import os
+import time
 from collections.abc import Generator, Mapping
 from contextlib import closing
 from dataclasses import dataclass
 from functools import partial
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, render_template
+from flask import Blueprint, Flask, Response, current_app, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
 
 from maskdetector.capture import VideoSource, describe_source, parse_source
-from maskdetector.classification import MaskClassifier
-from maskdetector.config import PROJECT_ROOT
-from maskdetector.detection import create_detector
+from maskdetector.config import CLASS_DISPLAY, PROJECT_ROOT
 from maskdetector.pipeline import FrameAnalyzer
+from maskdetector.service import build_analyzer, frame_record
 from maskdetector.settings import resolve
 from maskdetector.streaming import StreamHub
+from maskdetector.uploads import decode_image, upload_bytes
 
 BOUNDARY = "frame"
 EXTENSION_KEY = "maskdetector"
@@ -32,6 +35,7 @@ class WebState:
 
     hub: StreamHub
     class_names: list[str]
+    analyzer: FrameAnalyzer
 
 
 def create_app(config: Mapping[str, object] | None = None) -> Flask:
@@ -48,17 +52,10 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
         source_factory = partial(VideoSource, spec, mirror=bool(settings["MIRROR"]), loop=bool(settings["LOOP"]))
     else:
         source_name = str(settings["SOURCE"])
-    detector = create_detector(
-        str(settings["DETECTOR"]),
-        cascade=settings["CASCADE"] or None,
-        scale_factor=float(settings["SCALE_FACTOR"]),
-        min_neighbors=int(settings["MIN_NEIGHBORS"]),
-        min_face_size=int(settings["MIN_FACE_SIZE"]),
-    )
-    classifier = MaskClassifier.load(str(settings["MODEL"]))
+    analyzer = build_analyzer(settings)
     hub = StreamHub(
         source_factory,
-        FrameAnalyzer(detector, classifier),
+        analyzer,
         source_name,
         jpeg_quality=int(settings["JPEG_QUALITY"]),
         idle_timeout=float(settings["IDLE_TIMEOUT"]),
@@ -67,7 +64,8 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     )
     app = Flask(__name__, template_folder=str(PROJECT_ROOT / "templates"), static_folder=str(PROJECT_ROOT / "static"))
     app.config.update(settings)
-    app.extensions[EXTENSION_KEY] = WebState(hub, classifier.class_names)
+    app.config["MAX_CONTENT_LENGTH"] = int(float(settings["MAX_UPLOAD_MB"]) * 1024 * 1024)
+    app.extensions[EXTENSION_KEY] = WebState(hub, analyzer.classifier.class_names, analyzer)
     app.register_blueprint(bp)
     return app
 
@@ -84,10 +82,17 @@ def multipart_stream(jpegs: Generator[bytes, None, None]) -> Generator[bytes, No
             yield head.encode("ascii") + jpeg + b"\r\n"
 
 
+def _css_colour(bgr: tuple[int, int, int]) -> str:
+    blue, green, red = bgr
+    return f"#{red:02x}{green:02x}{blue:02x}"
+
+
 @bp.get("/")
 def index() -> str:
     hub = get_state(current_app).hub
-    return render_template("index.html", source=hub.source_name, stats=hub.stats())
+    # The browser-camera overlay draws boxes in the same names and colours as the server's annotation.
+    classes = {label: {"name": name, "colour": _css_colour(bgr)} for label, (name, bgr) in CLASS_DISPLAY.items()}
+    return render_template("index.html", source=hub.source_name, stats=hub.stats(), classes=classes)
 
 
 @bp.get("/video_feed")
@@ -117,3 +122,23 @@ def healthz() -> Response:
         camera=stats["camera"],
         camera_reason=stats["camera_reason"],
     )
+
+
+@bp.post("/api/detect")
+def api_detect() -> Response:
+    """Faces in one uploaded image. Uses the shared analyzer directly: never opens the camera or the stream."""
+    started = time.perf_counter()
+    image = decode_image(upload_bytes(request), int(current_app.config["MAX_IMAGE_PIXELS"]))
+    faces = get_state(current_app).analyzer.analyze(image)
+    return jsonify({**frame_record(image, faces), "ms": round((time.perf_counter() - started) * 1000, 1)})
+
+
+@bp.app_errorhandler(HTTPException)
+def api_http_error(exc: HTTPException) -> Response | HTTPException:
+    """Programs calling /api/... get {"error": "..."} with the status (413 for a too-large body included);
+    Flask has already logged the traceback of an unexpected error by the time it arrives here as a 500."""
+    if not request.path.startswith("/api/"):
+        return exc
+    response = jsonify(error=exc.description)
+    response.status_code = exc.code or 500
+    return response

@@ -1,0 +1,115 @@
+"""Mask detection without a live stream: `python detect.py INPUT... [-o OUT] [--json]`.
+
+Each INPUT is an image, a folder of images, a video file or a camera index. The detector, model and their
+flags are the ones app.py uses (same defaults and MASKDETECTOR_* variables). Bad input ends with one
+`error: ...` line and exit code 2.
+"""
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+from maskdetector.annotation import draw_faces
+from maskdetector.batch import AnnotatedWriter, Input, Progress, plan_inputs
+from maskdetector.cli import OneLineParser, add_analyzer_options
+from maskdetector.errors import UserError
+from maskdetector.settings import DEFAULTS, ENV_PREFIX, from_env, validate
+from maskdetector.streaming import Analyzer
+
+
+def parse_args(argv: list[str] | None, environ: dict[str, str]) -> tuple[argparse.Namespace, dict[str, object]]:
+    """The parsed command line, and the settings dict build_analyzer() takes (flags over environment over defaults)."""
+    parser = OneLineParser(
+        description="Detect faces and masks in images, folders of images, video files or a camera.",
+        epilog=f"Detector options can also be set as environment variables {ENV_PREFIX}<OPTION>, "
+        f"e.g. {ENV_PREFIX}MODEL=other.keras; the command line wins.",
+    )
+    add = parser.add_argument
+    add("inputs", nargs="+", metavar="INPUT", help="an image, a folder of images, a video file or a camera index")
+    add(
+        "-o",
+        "--output",
+        type=Path,
+        metavar="OUT",
+        help="write annotated copies: into the folder OUT (images keep their names, videos become NAME.mp4), "
+        "or to OUT.mp4 for a single video",
+    )
+    add("--json", action="store_true", help="print one JSON object per image or video frame on stdout")
+    add("--whole-image", action="store_true", help="classify each image as one face crop, without detection")
+    add("--quiet", action="store_true", help="no progress bar")
+    add_analyzer_options(parser)
+    parser.set_defaults(**{key.lower(): value for key, value in {**DEFAULTS, **from_env(environ)}.items()})
+    args = parser.parse_args(argv)
+    return args, {key: getattr(args, key.lower()) for key in DEFAULTS}
+
+
+def run(
+    inputs: list[Input], analyzer: Analyzer, writer: AnnotatedWriter | None, as_json: bool, progress: Progress
+) -> int:
+    """Analyse every frame of every input in order; returns the number of frames processed.
+
+    Ctrl+C (the way to stop a camera) ends the run early but normally: outputs are finished, the summary printed.
+    """
+    from maskdetector.service import frame_record  # imports TensorFlow, which main() loads only after cheap checks
+
+    processed = 0
+    try:
+        for item in inputs:
+            total = item.count()
+            bar = total is None or total > 1  # folders and videos, not single images
+            if bar:
+                progress.start(item.name, total)
+            for frame in item.frames():
+                faces = analyzer.analyze(frame.image)
+                if as_json:
+                    where = (
+                        {"path": frame.source} if frame.index is None else {"path": frame.source, "frame": frame.index}
+                    )
+                    print(json.dumps({**where, **frame_record(frame.image, faces)}), flush=True)
+                if writer is not None:
+                    writer.write(frame, draw_faces(frame.image, faces))
+                processed += 1
+                if bar:
+                    progress.step()
+            if bar:
+                progress.finish()
+    except KeyboardInterrupt:
+        progress.finish()
+    return processed
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    writer = None
+    try:
+        args, settings = parse_args(argv, dict(os.environ))
+        validate(settings)
+        inputs = plan_inputs(args.inputs)  # cheap checks first: the model load below takes seconds
+        writer = AnnotatedWriter(args.output, inputs) if args.output else None
+        from maskdetector.service import WholeImageAnalyzer, build_analyzer  # imports TensorFlow
+
+        analyzer = build_analyzer(settings)
+        if args.whole_image:
+            analyzer = WholeImageAnalyzer(analyzer.classifier)
+        progress = Progress(sys.stderr, enabled=not args.quiet and sys.stderr.isatty())
+        started = time.perf_counter()
+        processed = run(inputs, analyzer, writer, args.json, progress)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if writer is not None:
+            writer.close()
+    seconds = time.perf_counter() - started
+    print(
+        f"processed {processed} frames in {seconds:.1f} s ({processed / max(seconds, 1e-9):.1f} fps)", file=sys.stderr
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""The analyzer every front end shares (live stream, HTTP API, detect.py), built from the settings table.
+
+One builder means app.py, the API and detect.py cannot configure the detector or model differently, and one
+JSON shape for results means `detect.py --json` and `POST /api/detect` describe faces the same way.
+"""
+
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from maskdetector.classification import MaskClassifier, Prediction
+from maskdetector.detection import FaceDetector, create_detector
+from maskdetector.pipeline import Classifier, Face, FrameAnalyzer
+from maskdetector.preprocessing import Box
+
+
+class LockedDetector:
+    """One detector for several threads: OpenCV does not promise that detectMultiScale on one cascade is
+    thread-safe, and a lock is cheaper than loading a cascade per request thread."""
+
+    def __init__(self, detector: FaceDetector) -> None:
+        self._detector = detector
+        self._lock = threading.Lock()
+
+    def detect(self, frame_bgr: np.ndarray) -> list[Box]:
+        with self._lock:
+            return self._detector.detect(frame_bgr)
+
+
+class LockedClassifier:
+    """One Keras model for several threads; a separate lock from the detector's, so the stream can classify
+    while a request detects."""
+
+    def __init__(self, classifier: MaskClassifier) -> None:
+        self._classifier = classifier
+        self._lock = threading.Lock()
+        self.class_names = classifier.class_names
+
+    def classify(self, faces_bgr: Sequence[np.ndarray]) -> list[Prediction]:
+        with self._lock:
+            return self._classifier.classify(faces_bgr)
+
+
+def build_analyzer(settings: Mapping[str, object]) -> FrameAnalyzer:
+    """Detector and classifier from DETECTOR, CASCADE, SCALE_FACTOR, MIN_NEIGHBORS, MIN_FACE_SIZE and MODEL,
+    safe to share between threads. The detector is built first: it is quick and fails fast on bad settings,
+    the model load takes seconds. Raises UserError/ModelError.
+    """
+    detector = create_detector(
+        str(settings["DETECTOR"]),
+        cascade=settings["CASCADE"] or None,
+        scale_factor=float(settings["SCALE_FACTOR"]),
+        min_neighbors=int(settings["MIN_NEIGHBORS"]),
+        min_face_size=int(settings["MIN_FACE_SIZE"]),
+    )
+    classifier = MaskClassifier.load(str(settings["MODEL"]))
+    return FrameAnalyzer(LockedDetector(detector), LockedClassifier(classifier))
+
+
+class WholeImageAnalyzer:
+    """Treats every frame as one face crop (no detection), to score the classifier on ready-made crops."""
+
+    def __init__(self, classifier: Classifier) -> None:
+        self.classifier = classifier
+
+    def analyze(self, frame_bgr: np.ndarray) -> list[Face]:
+        (prediction,) = self.classifier.classify([frame_bgr])
+        height, width = frame_bgr.shape[:2]
+        return [Face((0, 0, width, height), prediction.label, prediction.confidence)]
+
+
+def face_record(face: Face) -> dict[str, Any]:
+    return {"box": list(face.box), "label": face.label, "confidence": round(face.confidence, 4)}
+
+
+def frame_record(frame_bgr: np.ndarray, faces: Sequence[Face]) -> dict[str, Any]:
+    """{"width", "height", "faces": [{"box": [x, y, w, h], "label", "confidence"}]}, boxes in frame pixels."""
+    height, width = frame_bgr.shape[:2]
+    return {"width": width, "height": height, "faces": [face_record(face) for face in faces]}
