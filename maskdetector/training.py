@@ -37,6 +37,8 @@ from maskdetector.model import build_model
 
 log = logging.getLogger(__name__)
 
+AUTOTUNE = tf.data.AUTOTUNE
+
 # Real faces measured for the report: crops with both sides at least this long (webcam faces are large).
 REAL_EVAL_MIN_SIDE = 32
 
@@ -127,17 +129,40 @@ def split(data: LabelledFaces, config: TrainingConfig) -> dict[str, np.ndarray]:
 
 
 def make_dataset(
-    images: np.ndarray, labels: np.ndarray, n_classes: int, config: TrainingConfig, *, augment: bool
+    images: np.ndarray,
+    labels: np.ndarray,
+    n_classes: int,
+    config: TrainingConfig,
+    *,
+    augment: bool,
+    weights: np.ndarray | None = None,
 ) -> tf.data.Dataset:
     """Decoded images already sit in memory; batches are augmented in parallel and prefetched."""
-    ds = tf.data.Dataset.from_tensor_slices((images, keras.utils.to_categorical(labels, n_classes)))
+    columns = (images, keras.utils.to_categorical(labels, n_classes))
+    ds = tf.data.Dataset.from_tensor_slices(columns if weights is None else (*columns, weights))
     if augment:
         ds = ds.shuffle(len(images), seed=config.seed, reshuffle_each_iteration=True)
-    ds = ds.batch(config.batch_size).map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.batch(config.batch_size).map(lambda x, *rest: (tf.cast(x, tf.float32), *rest), num_parallel_calls=AUTOTUNE)
     if augment:
         augmentation = build_augmentation(config.seed)
-        ds = ds.map(lambda x, y: (augmentation(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+        ds = ds.map(lambda x, *rest: (augmentation(x, training=True), *rest), num_parallel_calls=AUTOTUNE)
+    return ds.prefetch(AUTOTUNE)
+
+
+def balancing_weights(labels: np.ndarray, sources: np.ndarray) -> np.ndarray:
+    """Per-image loss weights that balance the classes within each data source; mean weight 1.
+
+    Scene crops are mostly masked faces: with plain class weights the model learns "real photo => mask"
+    and calls unmasked observation portraits masked. Each source keeps its share of the total weight.
+    """
+    weights = np.empty(len(labels), np.float32)
+    for source in np.unique(sources):
+        in_source = sources == source
+        present = np.unique(labels[in_source])
+        for label in present:
+            members = in_source & (labels == label)
+            weights[members] = in_source.sum() / (len(present) * members.sum())
+    return weights
 
 
 def counts_by_source(data: LabelledFaces, idx: np.ndarray) -> dict[str, dict[str, int]]:
@@ -160,10 +185,11 @@ def train(config: TrainingConfig) -> dict:
     log.info("images per split: %s", {k: len(v) for k, v in parts.items()})
 
     train_idx, val_idx = parts["train"], parts["validation"]
-    train_ds = make_dataset(data.images[train_idx], data.labels[train_idx], len(names), config, augment=True)
+    weights = balancing_weights(data.labels[train_idx], np.array(data.sources)[train_idx])
+    train_ds = make_dataset(
+        data.images[train_idx], data.labels[train_idx], len(names), config, augment=True, weights=weights
+    )
     val_ds = make_dataset(data.images[val_idx], data.labels[val_idx], len(names), config, augment=False)
-    train_counts = np.bincount(data.labels[train_idx], minlength=len(names))
-    class_weight = {i: len(train_idx) / (len(names) * max(1, c)) for i, c in enumerate(train_counts)}
 
     model = build_model(len(names))
     model.compile(
@@ -175,7 +201,7 @@ def train(config: TrainingConfig) -> dict:
     callbacks = [
         keras.callbacks.ModelCheckpoint(checkpoint, monitor="val_loss", save_best_only=True, save_weights_only=True),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True),
-        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.3, patience=2, min_lr=1e-5),
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=3, min_lr=1e-5),
         keras.callbacks.CSVLogger(out / "training_log.csv"),
     ]
     # Keras warns that it ignores shuffle=True for a tf.data input; the dataset shuffles itself above.
@@ -186,7 +212,6 @@ def train(config: TrainingConfig) -> dict:
         validation_data=val_ds,
         epochs=config.epochs,
         callbacks=callbacks,
-        class_weight=class_weight,
         verbose=config.verbose,
     ).history
     training_seconds = time.perf_counter() - started
