@@ -199,3 +199,17 @@ def test_training_and_inference_see_the_same_rgb_pixels(tmp_path: Path):
     assert training_input.shape == inference_input.shape == (100, 100, 3)
     np.testing.assert_array_equal(training_input, inference_input)
     assert tuple(inference_input[50, 50]) == (255.0, 0.0, 0.0)  # red first: RGB
+
+
+def test_balancing_weights_equalise_classes_within_each_source():
+    from maskdetector.training import balancing_weights
+
+    labels = np.array([0] * 8 + [1] * 2 + [0] * 3 + [1] * 3)
+    sources = np.array(["scenes"] * 10 + ["observations"] * 6)
+    weights = balancing_weights(labels, sources)
+    for source in ("scenes", "observations"):
+        in_source = sources == source
+        per_class = [weights[in_source & (labels == c)].sum() for c in (0, 1)]
+        assert per_class[0] == pytest.approx(per_class[1])
+        assert weights[in_source].sum() == pytest.approx(in_source.sum())  # each source keeps its share
+    assert weights.mean() == pytest.approx(1.0)
