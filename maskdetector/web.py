@@ -89,10 +89,13 @@ def _css_colour(bgr: tuple[int, int, int]) -> str:
 
 @bp.get("/")
 def index() -> str:
-    hub = get_state(current_app).hub
+    state = get_state(current_app)
+    hub = state.hub
     # The browser-camera overlay draws boxes in the same names and colours as the server's annotation.
     classes = {label: {"name": name, "colour": _css_colour(bgr)} for label, (name, bgr) in CLASS_DISPLAY.items()}
-    return render_template("index.html", source=hub.source_name, stats=hub.stats(), classes=classes)
+    return render_template(
+        "index.html", source=hub.source_name, stats=hub.stats(), classes=classes, model_classes=state.class_names
+    )
 
 
 @bp.get("/video_feed")

@@ -46,6 +46,8 @@ def test_page_shows_stream_stats_and_source(app):
     assert "/static/app.js" in page and "/static/style.css" in page
     assert "http://" not in page and "https://" not in page  # nothing from a CDN
     assert app.test_client().get("/static/app.js").status_code == 200
+    assert "Mask" in page and "No mask" in page
+    assert "Worn wrong" not in page  # the 2-class model cannot report incorrectly worn masks
 
 
 def test_video_feed_yields_jpeg_parts_with_boundary(app):
