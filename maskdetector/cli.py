@@ -13,12 +13,25 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see --help)\n")
 
 
-def add_analyzer_options(parser: argparse.ArgumentParser) -> None:
-    """--model, --detector and the Haar flags; defaults come from parser.set_defaults() with settings.DEFAULTS."""
+def add_analyzer_options(parser: argparse.ArgumentParser, extra_detectors: tuple[str, ...] = ()) -> None:
+    """--model, --detector and the detector flags; defaults come from parser.set_defaults() with settings.DEFAULTS.
+
+    `extra_detectors` adds choices such as "all" for tools that run several detectors.
+    """
     add = parser.add_argument
     add("--model", help="trained model file (default %(default)s)")
-    add("--detector", choices=sorted(DETECTORS), help="face detector (default %(default)s)")
+    add(
+        "--detector",
+        choices=[*sorted(DETECTORS), *extra_detectors],
+        help="face detector (default %(default)s): haar and haar-multi are OpenCV cascades; mtcnn, blazeface and "
+        "blazeface-fast are neural networks",
+    )
     add("--cascade", help="Haar cascade XML (default: haarcascades/ in the project, else OpenCV's bundled one)")
-    add("--scale-factor", type=float, help="Haar image pyramid step, > 1.0 (default %(default)s)")
-    add("--min-neighbors", type=int, help="Haar detections needed to accept a face (default %(default)s)")
+    add("--scale-factor", type=float, help="haar/haar-multi: image pyramid step, > 1.0 (default %(default)s)")
+    add("--min-neighbors", type=int, help="haar/haar-multi: detections needed to accept a face (default %(default)s)")
     add("--min-face-size", type=int, help="smallest face to detect, in pixels (default %(default)s)")
+    add(
+        "--min-confidence",
+        type=float,
+        help="mtcnn/blazeface: lowest face score to accept, 0-1; 0 = the detector's own default (default %(default)s)",
+    )

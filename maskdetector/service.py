@@ -43,18 +43,25 @@ class LockedClassifier:
             return self._classifier.classify(faces_bgr)
 
 
-def build_analyzer(settings: Mapping[str, object]) -> FrameAnalyzer:
-    """Detector and classifier from DETECTOR, CASCADE, SCALE_FACTOR, MIN_NEIGHBORS, MIN_FACE_SIZE and MODEL,
-    safe to share between threads. The detector is built first: it is quick and fails fast on bad settings,
-    the model load takes seconds. Raises UserError/ModelError.
-    """
-    detector = create_detector(
-        str(settings["DETECTOR"]),
+def detector_from_settings(settings: Mapping[str, object], name: str | None = None) -> FaceDetector:
+    """The detector named DETECTOR (or `name`) with the detector settings of the table; UserError if bad."""
+    return create_detector(
+        name or str(settings["DETECTOR"]),
         cascade=settings["CASCADE"] or None,
         scale_factor=float(settings["SCALE_FACTOR"]),
         min_neighbors=int(settings["MIN_NEIGHBORS"]),
         min_face_size=int(settings["MIN_FACE_SIZE"]),
+        min_confidence=float(settings["MIN_CONFIDENCE"]) or None,
     )
+
+
+def build_analyzer(settings: Mapping[str, object]) -> FrameAnalyzer:
+    """Detector and classifier from DETECTOR, its settings (CASCADE, SCALE_FACTOR, MIN_NEIGHBORS, MIN_FACE_SIZE,
+    MIN_CONFIDENCE; each detector takes the ones that apply to it) and MODEL, safe to share between threads.
+    The detector is built first: it fails fast on bad settings, the model load takes seconds.
+    Raises UserError/ModelError.
+    """
+    detector = detector_from_settings(settings)
     classifier = MaskClassifier.load(str(settings["MODEL"]))
     return FrameAnalyzer(LockedDetector(detector), LockedClassifier(classifier))
 

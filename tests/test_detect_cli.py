@@ -189,10 +189,10 @@ def test_bad_input_is_one_error_line(run, photo, tmp_path, args, fragment):
 
 def test_unknown_detector_is_a_usage_error(detect, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        detect.main(["x.jpg", "--detector", "mtcnn"])
+        detect.main(["x.jpg", "--detector", "yolo"])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: ") and "mtcnn" in err[0]
+    assert len(err) == 1 and err[0].startswith("error: ") and "yolo" in err[0]
 
 
 def test_missing_input_exits_2_without_traceback_in_a_real_process(tmp_path):

@@ -41,8 +41,8 @@ def test_haar_finds_nothing_in_a_blank_frame():
 
 
 def test_unknown_detector_and_bad_cascade_are_user_errors(tmp_path):
-    with pytest.raises(UserError, match="unknown detector 'mtcnn'; available: haar"):
-        create_detector("mtcnn")
+    with pytest.raises(UserError, match="unknown detector 'yolo'; available: blazeface, blazeface-fast, haar"):
+        create_detector("yolo")
     with pytest.raises(UserError, match="not found"):
         create_detector("haar", cascade=tmp_path / "missing.xml")
     broken = tmp_path / "broken.xml"

@@ -1,0 +1,132 @@
+"""Measure the whole pipeline on annotated photos: `python evaluate.py scenes --data DIR [--detector NAME|all]`.
+
+DIR holds images/ and annotations/*.xml (PASCAL VOC). For each detector it prints face recall, detection
+precision, label accuracy on the faces found and end-to-end recall, at IoU 0.3 and 0.5, over all faces and
+over faces with both sides >= --min-side px, for all images and for the images the classifier was not trained
+on (held out by file name, as train.py does). See maskdetector/scene_eval.py for the matching rules.
+Bad input ends with one `error: ...` line and exit code 2.
+"""
+
+import argparse
+import json
+import logging
+import os
+import statistics
+import sys
+from pathlib import Path
+
+from maskdetector.cli import OneLineParser, add_analyzer_options
+from maskdetector.datasets import is_holdout_scene, load_scene_annotations
+from maskdetector.detection import DETECTORS
+from maskdetector.errors import UserError
+from maskdetector.settings import DEFAULTS, ENV_PREFIX, from_env, validate
+
+IOU_THRESHOLDS = (0.3, 0.5)
+HOLDOUT_PERCENT = 30  # train.py's default --holdout-percent
+
+
+def parse_args(argv: list[str] | None, environ: dict[str, str]) -> tuple[argparse.Namespace, dict[str, object]]:
+    parser = OneLineParser(
+        description="Evaluate face detection and mask classification on annotated photos.",
+        epilog=f"Detector options also come from {ENV_PREFIX}<OPTION> environment variables, as for app.py.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    scenes = commands.add_parser("scenes", help="photos with PASCAL VOC face boxes (images/ + annotations/)")
+    add = scenes.add_argument
+    add("--data", type=Path, required=True, help="folder with images/ and annotations/*.xml")
+    add("--holdout-only", action="store_true", help="only the images the classifier was not trained on")
+    add(
+        "--holdout-percent",
+        type=int,
+        default=HOLDOUT_PERCENT,
+        help="the share of images train.py held out (default %(default)s)",
+    )
+    add("--min-side", type=int, default=32, help="size subset: faces with both sides >= this (default %(default)s)")
+    add("--limit", type=int, default=0, help="only the first N images (0: all), for quick checks")
+    add("--json", type=Path, metavar="OUT", help="also write all numbers to this JSON file")
+    add_analyzer_options(scenes, extra_detectors=("all",))
+    scenes.set_defaults(**{key.lower(): value for key, value in {**DEFAULTS, **from_env(environ)}.items()})
+    args = parser.parse_args(argv)
+    return args, {key: getattr(args, key.lower()) for key in DEFAULTS}
+
+
+def format_rows(rows: list[dict]) -> str:
+    lines = [
+        f"  {'images':<9}{'faces':<8}{'IoU':>4}{'GT':>6}{'recall':>8}{'precision':>10}"
+        f"{'label acc':>10}{'(n)':>6}{'end-to-end':>11}"
+    ]
+    for r in rows:
+        lines.append(
+            f"  {r['images']:<9}{r['subset']:<8}{r['iou']:>4.1f}{r['faces']:>6d}{r['recall']:>8.3f}"
+            f"{r['precision']:>10.3f}{r['label_accuracy']:>10.3f}{r['labelled']:>6d}{r['end_to_end_recall']:>11.3f}"
+        )
+    return "\n".join(lines)
+
+
+def evaluate_scenes(args: argparse.Namespace, settings: dict[str, object]) -> int:
+    from maskdetector.classification import MaskClassifier  # imports TensorFlow: after the cheap checks
+    from maskdetector.scene_eval import mean_ms, run_scenes, score_scenes
+    from maskdetector.service import detector_from_settings
+
+    scenes = load_scene_annotations(args.data)
+    if args.holdout_only:
+        scenes = [s for s in scenes if is_holdout_scene(s.image_path, args.holdout_percent)]
+    if args.limit:
+        scenes = scenes[: args.limit]
+    if not scenes:
+        raise UserError(f"no images to evaluate in {args.data}")
+    names = sorted(DETECTORS) if args.detector == "all" else [args.detector]
+    detectors = {name: detector_from_settings(settings, name) for name in names}  # bad settings fail before the model
+    classifier = MaskClassifier.load(str(settings["MODEL"]))
+    report: dict[str, object] = {"data": str(args.data), "model": str(settings["MODEL"]), "detectors": {}}
+    for name, detector in detectors.items():
+        results, skipped = run_scenes(scenes, detector, classifier)
+        if not results:
+            raise UserError(f"none of the {len(scenes)} images in {args.data} could be read")
+        detect_ms, total_ms = mean_ms(results)
+        width = statistics.median(r.frame_size[0] for r in results)
+        height = statistics.median(r.frame_size[1] for r in results)
+        scopes = [("all", results)]
+        if not args.holdout_only:
+            scopes.append(
+                ("held-out", [r for r in results if is_holdout_scene(r.scene.image_path, args.holdout_percent)])
+            )
+        rows = []
+        for scope, subset in scopes:
+            for subset_name, min_side in (("all", 0), (f">={args.min_side}px", args.min_side)):
+                for iou in IOU_THRESHOLDS:
+                    counts = score_scenes(subset, iou, classifier.class_names, min_side)
+                    rows.append(
+                        {
+                            "images": scope,
+                            "images_n": len(subset),
+                            "subset": subset_name,
+                            "iou": iou,
+                            **counts.summary(),
+                        }
+                    )
+        n_faces = sum(len(r.faces) for r in results)
+        print(
+            f"{name}: {len(results)} images (median {width:.0f}x{height:.0f}; {skipped} unreadable), "
+            f"{n_faces} detections; detection {detect_ms:.1f} ms/frame, whole pipeline {total_ms:.1f} ms/frame"
+        )
+        print(format_rows(rows), flush=True)
+        report["detectors"][name] = {"detect_ms": round(detect_ms, 2), "pipeline_ms": round(total_ms, 2), "rows": rows}
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    try:
+        args, settings = parse_args(argv, dict(os.environ))
+        validate(settings)
+        return evaluate_scenes(args, settings)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
