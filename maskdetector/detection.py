@@ -87,12 +87,6 @@ def reshape_box(box: Sequence[float], scale: tuple[float, float], shift: float) 
     return (x + (w - new_w) / 2, y + (h - new_h) / 2 + shift * h, new_w, new_h)
 
 
-def upscale_factor(frame: np.ndarray, upscale_to: int) -> float:
-    """How much to enlarge a frame so its longer side is `upscale_to` pixels; 1.0 if it is that big already."""
-    longer = max(frame.shape[:2])
-    return upscale_to / longer if upscale_to and longer < upscale_to else 1.0
-
-
 def resized(frame: np.ndarray, factor: float) -> np.ndarray:
     if factor == 1.0:
         return frame
@@ -122,11 +116,7 @@ def load_cascade(path: Path) -> cv2.CascadeClassifier:
 
 
 class HaarDetector:
-    """OpenCV's Viola-Jones cascade: fast on a CPU, finds frontal faces, masked ones included.
-
-    `upscale_to` enlarges frames whose longer side is shorter than that (0: never), so small photos
-    still have faces of the cascade's 24 px window size; boxes are returned in the frame's pixels.
-    """
+    """OpenCV's Viola-Jones cascade: fast on a CPU, finds frontal faces, masked ones included."""
 
     def __init__(
         self,
@@ -134,13 +124,11 @@ class HaarDetector:
         scale_factor: float = 1.1,
         min_neighbors: int = 5,
         min_face_size: int = 40,
-        upscale_to: int = 0,
     ) -> None:
         self._cascade = load_cascade(Path(cascade) if cascade else default_cascade_path())
         self.scale_factor = scale_factor
         self.min_neighbors = min_neighbors
         self.min_face_size = min_face_size
-        self.upscale_to = upscale_to
 
     def _run(self, cascade: cv2.CascadeClassifier, gray: np.ndarray, min_size: int) -> np.ndarray:
         found = cascade.detectMultiScale(
@@ -149,9 +137,8 @@ class HaarDetector:
         return np.asarray(found, np.float64).reshape(-1, 4)
 
     def detect(self, frame_bgr: np.ndarray) -> list[Box]:
-        factor = upscale_factor(frame_bgr, self.upscale_to)
-        gray = cv2.cvtColor(resized(frame_bgr, factor), cv2.COLOR_BGR2GRAY)
-        found = self._run(self._cascade, gray, int(round(self.min_face_size * factor))) / factor
+        gray = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY)
+        found = self._run(self._cascade, gray, self.min_face_size)
         height, width = frame_bgr.shape[:2]
         return [b for b in (clip_box(f, width, height) for f in found) if b is not None]
 
@@ -175,7 +162,6 @@ class MultiHaarDetector(HaarDetector):
         scale_factor: float = 1.1,
         min_neighbors: int = 5,
         min_face_size: int = 40,
-        upscale_to: int = 0,
         profile: bool = True,
         nms_threshold: float = 0.3,
         box_scale: tuple[float, float] = BOX_SCALE,
@@ -187,22 +173,20 @@ class MultiHaarDetector(HaarDetector):
         self.scale_factor = scale_factor
         self.min_neighbors = min_neighbors
         self.min_face_size = min_face_size
-        self.upscale_to = upscale_to
         self.nms_threshold = nms_threshold
         self.box_scale = box_scale
         self.box_shift = box_shift
 
     def detect(self, frame_bgr: np.ndarray) -> list[Box]:
-        factor = upscale_factor(frame_bgr, self.upscale_to)
-        gray = cv2.cvtColor(resized(frame_bgr, factor), cv2.COLOR_BGR2GRAY)
-        min_size = int(round(self.min_face_size * factor))
+        gray = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY)
+        min_size = self.min_face_size
         found = [self._run(cascade, gray, min_size) for cascade in self._cascades]
         if self._profile is not None:
             found.append(self._run(self._profile, gray, min_size))
             mirrored = self._run(self._profile, cv2.flip(gray, 1), min_size)
             mirrored[:, 0] = gray.shape[1] - mirrored[:, 0] - mirrored[:, 2]
             found.append(mirrored)
-        boxes = np.concatenate(found) / factor
+        boxes = np.concatenate(found)
         if not len(boxes):
             return []
         scores = np.ones(len(boxes))  # cascades give no comparable score: larger boxes first, all equal weight
@@ -405,8 +389,7 @@ class BlazeFaceDetector:
     `models`: "full" (full-range, 192 px input), "back" (back-camera, 256 px) or both joined with "+";
     with `mirror` each model also sees the mirrored frame. The views are fused (`fuse_views`): their mean
     score is compared with `min_confidence`, which rewards faces that several views agree on.
-    Frames are letterboxed to the model's square input; `tiles` > 1 also runs every view on an overlapping
-    tiles x tiles grid, which finds smaller faces in large frames at tiles**2 more cost.
+    Frames are letterboxed to the model's square input.
     BlazeFace boxes hug the eyes-to-mouth area; `box_scale` (width, height) and `box_shift` (fraction of
     the height, downwards) turn them into whole-face boxes like the annotations and the training crops.
     """
@@ -425,7 +408,6 @@ class BlazeFaceDetector:
         min_face_size: int = 20,
         models: str = "full",
         mirror: bool = False,
-        tiles: int = 1,
         nms_threshold: float = 0.3,
         box_scale: tuple[float, float] = BOX_SCALE,
         box_shift: float = BOX_SHIFT,
@@ -446,7 +428,6 @@ class BlazeFaceDetector:
             self.DEFAULT_FUSED_CONFIDENCE if views > 1 else self.DEFAULT_CONFIDENCE
         )
         self.min_face_size = min_face_size
-        self.tiles = tiles
         self.nms_threshold = nms_threshold
         self.box_scale = box_scale
         self.box_shift = box_shift
@@ -468,25 +449,11 @@ class BlazeFaceDetector:
         keep = (scores >= min_score) & (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
         return boxes[keep] * side, scores[keep]
 
-    def _regions(self, height: int, width: int) -> list[tuple[int, int, int, int]]:
-        """(x, y, w, h) parts of the frame to run the model on: the whole frame, then overlapping tiles."""
-        regions = [(0, 0, width, height)]
-        if self.tiles > 1:
-            tile_w, tile_h = int(width * 2 / (self.tiles + 1)), int(height * 2 / (self.tiles + 1))
-            for row in range(self.tiles):
-                for col in range(self.tiles):
-                    regions.append((col * tile_w // 2, row * tile_h // 2, tile_w, tile_h))
-        return regions
-
     def _view(self, net: tuple, rgb: np.ndarray, mirrored: bool, min_score: float) -> tuple[np.ndarray, np.ndarray]:
-        """One model on the frame (and its tiles), boxes merged by weighted NMS, in frame pixels."""
+        """One model on the frame (mirrored or not), boxes merged by weighted NMS, in frame pixels."""
         image = cv2.flip(rgb, 1) if mirrored else rgb
-        height, width = image.shape[:2]
-        found = [self._run(net, image[y : y + h, x : x + w], min_score) for x, y, w, h in self._regions(height, width)]
-        boxes = np.concatenate(
-            [b + [x, y, 0, 0] for (b, _), (x, y, _, _) in zip(found, self._regions(height, width), strict=True)]
-        )
-        scores = np.concatenate([s for _, s in found])
+        width = image.shape[1]
+        boxes, scores = self._run(net, image, min_score)
         if mirrored and len(boxes):
             boxes[:, 0] = width - boxes[:, 0] - boxes[:, 2]
         merged = weighted_nms(boxes, scores, self.nms_threshold) if len(boxes) else []
