@@ -13,16 +13,15 @@ import socket
 import sys
 
 from maskdetector.capture import parse_source
-from maskdetector.cli import OneLineParser, add_analyzer_options
+from maskdetector.cli import OneLineParser, add_analyzer_options, set_settings_defaults, settings_from_args
 from maskdetector.errors import UserError
-from maskdetector.settings import DEFAULTS, ENV_PREFIX, from_env, validate
+from maskdetector.settings import ENV_PREFIX, validate
 
 log = logging.getLogger("maskdetector.app")
 
 
 def parse_args(argv: list[str] | None, environ: dict[str, str]) -> dict[str, object]:
     """Command line over environment over defaults, as the settings dict create_app() takes."""
-    defaults = {**DEFAULTS, **from_env(environ)}
     parser = OneLineParser(
         description="Live face-mask detection in the browser.",
         epilog=f"Each option can also be set as an environment variable {ENV_PREFIX}<OPTION>, "
@@ -41,9 +40,8 @@ def parse_args(argv: list[str] | None, environ: dict[str, str]) -> dict[str, obj
     )
     add("--max-upload-mb", type=float, help="largest POST /api/detect body, in MB (default %(default)s)")
     add("--max-image-pixels", type=int, help="largest image POST /api/detect decodes, in pixels (default %(default)s)")
-    parser.set_defaults(**{key.lower(): value for key, value in defaults.items()})
-    args = vars(parser.parse_args(argv))
-    return {key: args[key.lower()] for key in DEFAULTS}
+    set_settings_defaults(parser, environ)
+    return settings_from_args(parser.parse_args(argv))
 
 
 def ensure_port_free(host: str, port: int) -> None:

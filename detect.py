@@ -15,9 +15,9 @@ from pathlib import Path
 
 from maskdetector.annotation import draw_faces
 from maskdetector.batch import AnnotatedWriter, Input, Progress, plan_inputs
-from maskdetector.cli import OneLineParser, add_analyzer_options
+from maskdetector.cli import OneLineParser, add_analyzer_options, set_settings_defaults, settings_from_args
 from maskdetector.errors import UserError
-from maskdetector.settings import DEFAULTS, ENV_PREFIX, from_env, validate
+from maskdetector.settings import ENV_PREFIX, validate
 from maskdetector.streaming import Analyzer
 
 
@@ -42,9 +42,9 @@ def parse_args(argv: list[str] | None, environ: dict[str, str]) -> tuple[argpars
     add("--whole-image", action="store_true", help="classify each image as one face crop, without detection")
     add("--quiet", action="store_true", help="no progress bar")
     add_analyzer_options(parser)
-    parser.set_defaults(**{key.lower(): value for key, value in {**DEFAULTS, **from_env(environ)}.items()})
+    set_settings_defaults(parser, environ)
     args = parser.parse_args(argv)
-    return args, {key: getattr(args, key.lower()) for key in DEFAULTS}
+    return args, settings_from_args(args)
 
 
 def run(

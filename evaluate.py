@@ -15,14 +15,14 @@ import statistics
 import sys
 from pathlib import Path
 
-from maskdetector.cli import OneLineParser, add_analyzer_options
+from maskdetector.cli import OneLineParser, add_analyzer_options, set_settings_defaults, settings_from_args
+from maskdetector.config import HOLDOUT_PERCENT
 from maskdetector.datasets import is_holdout_scene, load_scene_annotations
 from maskdetector.detection import DETECTORS
 from maskdetector.errors import UserError
-from maskdetector.settings import DEFAULTS, ENV_PREFIX, from_env, validate
+from maskdetector.settings import ENV_PREFIX, validate
 
 IOU_THRESHOLDS = (0.3, 0.5)
-HOLDOUT_PERCENT = 30  # train.py's default --holdout-percent
 
 
 def parse_args(argv: list[str] | None, environ: dict[str, str]) -> tuple[argparse.Namespace, dict[str, object]]:
@@ -45,9 +45,9 @@ def parse_args(argv: list[str] | None, environ: dict[str, str]) -> tuple[argpars
     add("--limit", type=int, default=0, help="only the first N images (0: all), for quick checks")
     add("--json", type=Path, metavar="OUT", help="also write all numbers to this JSON file")
     add_analyzer_options(scenes, extra_detectors=("all",))
-    scenes.set_defaults(**{key.lower(): value for key, value in {**DEFAULTS, **from_env(environ)}.items()})
+    set_settings_defaults(scenes, environ)
     args = parser.parse_args(argv)
-    return args, {key: getattr(args, key.lower()) for key in DEFAULTS}
+    return args, settings_from_args(args)
 
 
 def format_rows(rows: list[dict]) -> str:

@@ -9,7 +9,7 @@ import logging
 import sys
 from pathlib import Path
 
-from maskdetector.config import DEFAULT_DATA_DIR, DEFAULT_MODEL_PATH, MODEL_DIR
+from maskdetector.config import DEFAULT_DATA_DIR, DEFAULT_MODEL_PATH, HOLDOUT_PERCENT, MODEL_DIR
 from maskdetector.errors import UserError
 
 
@@ -33,7 +33,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--patience", type=int, default=6, help="early-stopping patience in epochs")
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--holdout-percent", type=int, default=30, help="share of --scenes images never trained on")
+    parser.add_argument(
+        "--holdout-percent", type=int, default=HOLDOUT_PERCENT, help="share of --scenes images never trained on"
+    )
     parser.add_argument("--evaluate-only", action="store_true", help="score --model on --data/--scenes, no training")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help="model for --evaluate-only")
     args = parser.parse_args(argv)

@@ -1,9 +1,11 @@
 """Command-line pieces app.py and detect.py share, so their detector flags and error style cannot drift apart."""
 
 import argparse
+from collections.abc import Mapping
 from typing import NoReturn
 
 from maskdetector.detection import DETECTORS
+from maskdetector.settings import DEFAULTS, from_env
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -35,3 +37,13 @@ def add_analyzer_options(parser: argparse.ArgumentParser, extra_detectors: tuple
         type=float,
         help="mtcnn/blazeface: lowest face score to accept, 0-1; 0 = the detector's own default (default %(default)s)",
     )
+
+
+def set_settings_defaults(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
+    """Flag defaults from the settings table overridden by MASKDETECTOR_* variables: the command line wins."""
+    parser.set_defaults(**{key.lower(): value for key, value in {**DEFAULTS, **from_env(environ)}.items()})
+
+
+def settings_from_args(args: argparse.Namespace) -> dict[str, object]:
+    """The settings dict (create_app / build_analyzer keys) from parsed flags."""
+    return {key: getattr(args, key.lower()) for key in DEFAULTS}

@@ -19,6 +19,10 @@ COLOR_ORDER = "RGB"
 # cutting training crops from annotated scenes and when classifying detected faces, so they match.
 FACE_MARGIN = 0.1
 
+# Share of annotated scene images never trained on (chosen by file name, see datasets.is_holdout_scene):
+# train.py trains on the others, and its report and evaluate.py score real photos on these.
+HOLDOUT_PERCENT = 30
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 # Display names and BGR box colours per class label.

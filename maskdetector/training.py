@@ -25,6 +25,7 @@ from maskdetector.classification import MaskClassifier
 from maskdetector.config import (
     COLOR_ORDER,
     FACE_MARGIN,
+    HOLDOUT_PERCENT,
     INPUT_SIZE,
     LABELS_FILENAME,
     METRICS_FILENAME,
@@ -55,7 +56,7 @@ class TrainingConfig:
     seed: int = 42
     val_fraction: float = 0.15
     test_fraction: float = 0.15
-    holdout_percent: int = 30  # share of scene images never trained on, used to measure real-photo accuracy
+    holdout_percent: int = HOLDOUT_PERCENT
     scene_min_side: int = 16  # smaller scene faces are too blurry to teach anything
     verbose: int | str = "auto"
     extra_info: dict = field(default_factory=dict)
