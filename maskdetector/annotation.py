@@ -45,15 +45,16 @@ def draw_faces(frame: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
     return out
 
 
-def draw_status(frame: np.ndarray, fps: float, n_faces: int) -> np.ndarray:
-    """A copy of the frame with a small "12.3 fps | 2 faces" line in the top-left corner."""
-    out = frame.copy()
-    _put_label(out, f"{fps:.1f} fps | {n_faces} face{'s' if n_faces != 1 else ''}", 0, 0, (40, 40, 40), 0.45)
-    return out
+def _draw_status(image: np.ndarray, fps: float, n_faces: int) -> None:
+    """A small "12.3 fps | 2 faces" line in the top-left corner, drawn in place."""
+    _put_label(image, f"{fps:.1f} fps | {n_faces} face{'s' if n_faces != 1 else ''}", 0, 0, (40, 40, 40), 0.45)
 
 
 def annotate(frame: np.ndarray, faces: Sequence[Face], fps: float) -> np.ndarray:
-    return draw_status(draw_faces(frame, faces), fps, len(faces))
+    """A copy of the frame with face boxes and the status line (one copy per frame on the streaming path)."""
+    out = draw_faces(frame, faces)
+    _draw_status(out, fps, len(faces))
+    return out
 
 
 def placeholder_frame(message: str, size: tuple[int, int] = PLACEHOLDER_SIZE) -> np.ndarray:
