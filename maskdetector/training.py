@@ -90,6 +90,13 @@ def check_writable(out_dir: Path) -> None:
         raise UserError(f"cannot write to output folder {out_dir}: {exc.strerror or exc}") from None
 
 
+def load_real_holdout(scenes_dir: Path, class_names: list[str], holdout_percent: int) -> LabelledFaces:
+    """Face crops (both sides >= REAL_EVAL_MIN_SIDE) of the scene images training never sees: the real-photo test."""
+    return load_scene_crops(
+        scenes_dir, class_names, holdout=True, holdout_percent=holdout_percent, min_side=REAL_EVAL_MIN_SIDE
+    )
+
+
 def load_training_data(config: TrainingConfig) -> LabelledFaces:
     parts = [load_image_folder(d) for d in config.data_dirs]
     names = parts[0].class_names
@@ -229,9 +236,7 @@ def train(config: TrainingConfig) -> dict:
     }
     counts = {k: counts_by_source(data, v) for k, v in parts.items()}
     if config.scenes_dir is not None:
-        holdout = load_scene_crops(
-            config.scenes_dir, names, holdout=True, holdout_percent=config.holdout_percent, min_side=REAL_EVAL_MIN_SIDE
-        )
+        holdout = load_real_holdout(config.scenes_dir, names, config.holdout_percent)
         if len(holdout):
             metrics["real_holdout"] = score(holdout.labels, classifier.predict_indices(holdout.images), names)
             counts["real_holdout"] = holdout.counts()
@@ -306,13 +311,7 @@ def evaluate(model_path: Path, data_dir: Path | None, scenes_dir: Path | None, h
         data = load_image_folder(data_dir, classifier.class_names)
         results[str(data_dir)] = score(data.labels, classifier.predict_indices(data.images), data.class_names)
     if scenes_dir is not None:
-        crops = load_scene_crops(
-            scenes_dir,
-            classifier.class_names,
-            holdout=True,
-            holdout_percent=holdout_percent,
-            min_side=REAL_EVAL_MIN_SIDE,
-        )
+        crops = load_real_holdout(scenes_dir, classifier.class_names, holdout_percent)
         if not len(crops):
             raise UserError(f"no held-out face crops of the model's classes in {scenes_dir}")
         title = f"{scenes_dir} (held-out face crops >= {REAL_EVAL_MIN_SIDE} px)"
