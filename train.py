@@ -36,6 +36,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--holdout-percent", type=int, default=HOLDOUT_PERCENT, help="share of --scenes images never trained on"
     )
+    parser.add_argument(
+        "--init-model",
+        type=Path,
+        help="start from this model's weights instead of random ones (fine-tune on your photos, or continue a run)",
+    )
     parser.add_argument("--evaluate-only", action="store_true", help="score --model on --data/--scenes, no training")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help="model for --evaluate-only")
     args = parser.parse_args(argv)
@@ -69,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             patience=args.patience,
             seed=args.seed,
             holdout_percent=args.holdout_percent,
+            init_model=args.init_model,
             verbose=1 if sys.stdout.isatty() else 2,
         )
         metrics = training.train(config)

@@ -71,8 +71,11 @@ class StreamHub:
         idle_timeout: float = 10.0,
         retry_initial: float = 0.5,
         retry_max: float = 8.0,
+        on_analysis: Callable[[np.ndarray, list[Face]], None] | None = None,
     ) -> None:
         self.source_name = source_name
+        # Called by the worker with each analysed frame and its faces (statistics, alerts); must return quickly.
+        self._on_analysis = on_analysis
         self._source_factory = source_factory
         self._analyzer = analyzer
         self._jpeg_quality = jpeg_quality
@@ -218,6 +221,7 @@ class StreamHub:
                         self._fps = rate if self._fps == 0 else 0.9 * self._fps + 0.1 * rate
                     last_frame_at = now
                     self._publish(frame, faces)
+                    self._notify_analysis(frame, faces)
             finally:
                 if source is not None:
                     source.release()
@@ -232,6 +236,14 @@ class StreamHub:
             self._camera_reason = None
             self._frame_size = frame.shape[:2]
             self._cond.notify_all()
+
+    def _notify_analysis(self, frame: np.ndarray, faces: list[Face]) -> None:
+        if self._on_analysis is None:
+            return
+        try:
+            self._on_analysis(frame, faces)
+        except Exception:  # a statistics or alert bug must not stop the stream
+            log.exception("on_analysis callback for %s failed", self.source_name)
 
     def _publish_unavailable(self, exc: Exception, retry_in: float) -> None:
         if isinstance(exc, SourceEnded):

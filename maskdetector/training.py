@@ -58,6 +58,7 @@ class TrainingConfig:
     test_fraction: float = 0.15
     holdout_percent: int = HOLDOUT_PERCENT
     scene_min_side: int = 16  # smaller scene faces are too blurry to teach anything
+    init_model: Path | None = None  # start from this model's weights (fine-tune / continue) instead of random
     verbose: int | str = "auto"
     extra_info: dict = field(default_factory=dict)
 
@@ -200,6 +201,12 @@ def train(config: TrainingConfig) -> dict:
     val_ds = make_dataset(data.images[val_idx], data.labels[val_idx], len(names), config, augment=False)
 
     model = build_model(len(names))
+    if config.init_model is not None:
+        start = MaskClassifier.load(config.init_model)
+        if list(start.class_names) != names:
+            raise UserError(f"{config.init_model} predicts {list(start.class_names)}, but the data has classes {names}")
+        model.set_weights(start.model.get_weights())
+        log.info("starting from the weights of %s", config.init_model)
     model.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate),
         loss="categorical_crossentropy",
@@ -269,6 +276,7 @@ def train(config: TrainingConfig) -> dict:
             "seconds_per_epoch": round(training_seconds / max(1, len(val_losses)), 1),
             "batch_size": config.batch_size,
             "learning_rate": config.learning_rate,
+            "init_model": str(config.init_model) if config.init_model else None,
             "environment": {
                 "tensorflow": tf.__version__,
                 "keras": keras.__version__,

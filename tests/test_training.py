@@ -213,3 +213,27 @@ def test_balancing_weights_equalise_classes_within_each_source():
         assert per_class[0] == pytest.approx(per_class[1])
         assert weights[in_source].sum() == pytest.approx(in_source.sum())  # each source keeps its share
     assert weights.mean() == pytest.approx(1.0)
+
+
+def test_init_model_starts_from_its_weights(face_folder, untrained_model, tmp_path, run_train):
+    """Fine-tuning (your own photos, or continuing a run) starts from the given model, not from random weights."""
+    import keras
+
+    out = tmp_path / "out"
+    result = run_train(
+        "--data", str(face_folder), "--out", str(out), "--epochs", "1",
+        "--learning-rate", "1e-12", "--init-model", str(untrained_model),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    before = keras.models.load_model(untrained_model, compile=False).get_weights()
+    after = keras.models.load_model(out / "mask_detector.keras", compile=False).get_weights()
+    assert all(np.allclose(a, b, atol=1e-6) for a, b in zip(before, after, strict=True))
+    assert json.loads((out / "metrics.json").read_text())["init_model"] == str(untrained_model)
+
+
+def test_init_model_with_other_classes_is_a_one_line_error(tmp_path, untrained_model, run_train):
+    from conftest import make_face_folder
+
+    three = make_face_folder(tmp_path / "three", per_class=4, classes=("a", "b", "c"))
+    result = run_train("--data", str(three), "--out", str(tmp_path / "out"), "--init-model", str(untrained_model))
+    assert_one_line_error(result, "predicts", "classes")
