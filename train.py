@@ -34,6 +34,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--patience", type=int, default=6, help="early-stopping patience in epochs")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument(
+        "--balance-power",
+        type=float,
+        default=0.5,
+        help="class weighting within each data source: 1 balances the classes fully, 0 not at all (default 0.5)",
+    )
+    parser.add_argument(
         "--holdout-percent", type=int, default=HOLDOUT_PERCENT, help="share of --scenes images never trained on"
     )
     parser.add_argument(
@@ -47,6 +53,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name in ("epochs", "batch_size", "patience"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if not 0 <= args.balance_power <= 1:
+        parser.error("--balance-power must be in 0..1")
     if not 0 <= args.holdout_percent < 100:
         parser.error("--holdout-percent must be in 0..99")
     return args
@@ -75,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             holdout_percent=args.holdout_percent,
             init_model=args.init_model,
+            balance_power=args.balance_power,
             verbose=1 if sys.stdout.isatty() else 2,
         )
         metrics = training.train(config)

@@ -57,6 +57,7 @@ class TrainingConfig:
     val_fraction: float = 0.15
     test_fraction: float = 0.15
     holdout_percent: int = HOLDOUT_PERCENT
+    balance_power: float = 0.5  # see balancing_weights
     scene_min_side: int = 16  # smaller scene faces are too blurry to teach anything
     init_model: Path | None = None  # start from this model's weights (fine-tune / continue) instead of random
     verbose: int | str = "auto"
@@ -158,19 +159,22 @@ def make_dataset(
     return ds.prefetch(AUTOTUNE)
 
 
-def balancing_weights(labels: np.ndarray, sources: np.ndarray) -> np.ndarray:
-    """Per-image loss weights that balance the classes within each data source; mean weight 1.
+def balancing_weights(labels: np.ndarray, sources: np.ndarray, power: float = 1.0) -> np.ndarray:
+    """Per-image loss weights that (partly) balance the classes within each data source; mean weight 1.
 
-    Scene crops are mostly masked faces: with plain class weights the model learns "real photo => mask"
-    and calls unmasked observation portraits masked. Each source keeps its share of the total weight.
+    A class with n images of its source weighs n**-power per image: power 1 balances the classes fully,
+    0 leaves them as they are. Scene crops are mostly masked faces: unweighted, the model learns "real photo
+    => mask"; fully balanced, each rare unmasked face weighs six masked ones and real masks get called
+    unmasked. Each source keeps its share of the total weight.
     """
     weights = np.empty(len(labels), np.float32)
     for source in np.unique(sources):
         in_source = sources == source
-        present = np.unique(labels[in_source])
-        for label in present:
-            members = in_source & (labels == label)
-            weights[members] = in_source.sum() / (len(present) * members.sum())
+        present, sizes = np.unique(labels[in_source], return_counts=True)
+        per_image = sizes.astype(np.float64) ** -power
+        per_image *= in_source.sum() / (per_image * sizes).sum()
+        for label, weight in zip(present, per_image, strict=True):
+            weights[in_source & (labels == label)] = weight
     return weights
 
 
@@ -194,7 +198,7 @@ def train(config: TrainingConfig) -> dict:
     log.info("images per split: %s", {k: len(v) for k, v in parts.items()})
 
     train_idx, val_idx = parts["train"], parts["validation"]
-    weights = balancing_weights(data.labels[train_idx], np.array(data.sources)[train_idx])
+    weights = balancing_weights(data.labels[train_idx], np.array(data.sources)[train_idx], config.balance_power)
     train_ds = make_dataset(
         data.images[train_idx], data.labels[train_idx], len(names), config, augment=True, weights=weights
     )
@@ -277,6 +281,7 @@ def train(config: TrainingConfig) -> dict:
             "batch_size": config.batch_size,
             "learning_rate": config.learning_rate,
             "init_model": str(config.init_model) if config.init_model else None,
+            "balance_power": config.balance_power,
             "environment": {
                 "tensorflow": tf.__version__,
                 "keras": keras.__version__,

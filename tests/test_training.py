@@ -201,17 +201,21 @@ def test_training_and_inference_see_the_same_rgb_pixels(tmp_path: Path):
     assert tuple(inference_input[50, 50]) == (255.0, 0.0, 0.0)  # red first: RGB
 
 
-def test_balancing_weights_equalise_classes_within_each_source():
+@pytest.mark.parametrize("power", [1.0, 0.5, 0.0])
+def test_balancing_weights_within_each_source(power):
     from maskdetector.training import balancing_weights
 
     labels = np.array([0] * 8 + [1] * 2 + [0] * 3 + [1] * 3)
     sources = np.array(["scenes"] * 10 + ["observations"] * 6)
-    weights = balancing_weights(labels, sources)
+    weights = balancing_weights(labels, sources, power)
+    scenes = sources == "scenes"
+    # a rare unmasked scene face weighs (8/2)**power masked ones: fully balanced, half-way, or not at all
+    assert weights[scenes & (labels == 1)][0] / weights[scenes & (labels == 0)][0] == pytest.approx(4.0**power)
     for source in ("scenes", "observations"):
         in_source = sources == source
-        per_class = [weights[in_source & (labels == c)].sum() for c in (0, 1)]
-        assert per_class[0] == pytest.approx(per_class[1])
         assert weights[in_source].sum() == pytest.approx(in_source.sum())  # each source keeps its share
+    observations = ~scenes
+    assert np.allclose(weights[observations], 1.0)  # already balanced: untouched
     assert weights.mean() == pytest.approx(1.0)
 
 
