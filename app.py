@@ -12,10 +12,16 @@ import signal
 import socket
 import sys
 
-from maskdetector.capture import parse_source
-from maskdetector.cli import OneLineParser, add_analyzer_options, set_settings_defaults, settings_from_args
+from maskdetector.cli import (
+    AppendOverDefault,
+    OneLineParser,
+    add_analyzer_options,
+    set_settings_defaults,
+    settings_from_args,
+)
 from maskdetector.errors import UserError
 from maskdetector.settings import ENV_PREFIX, validate
+from maskdetector.sources import sources_from_settings
 
 log = logging.getLogger("maskdetector.app")
 
@@ -28,7 +34,13 @@ def parse_args(argv: list[str] | None, environ: dict[str, str]) -> dict[str, obj
         f"e.g. {ENV_PREFIX}SOURCE=video.mp4; the command line wins.",
     )
     add = parser.add_argument
-    add("--source", help="camera index, video file, or rtsp/http(s) stream URL (default %(default)s)")
+    add(
+        "--source",
+        action=AppendOverDefault,
+        help="camera index, video file, or rtsp/http(s) stream URL, optionally named: NAME=SOURCE; "
+        "repeat for several cameras (default %(default)s)",
+    )
+    add("--sources-file", help="file of `name source` lines, one camera each; replaces --source")
     add("--host", help="address to listen on (default %(default)s: this machine only)")
     add("--port", type=int, help="port to listen on (default %(default)s)")
     add_analyzer_options(parser)
@@ -40,6 +52,19 @@ def parse_args(argv: list[str] | None, environ: dict[str, str]) -> dict[str, obj
     )
     add("--max-upload-mb", type=float, help="largest POST /api/detect body, in MB (default %(default)s)")
     add("--max-image-pixels", type=int, help="largest image POST /api/detect decodes, in pixels (default %(default)s)")
+    add("--data-dir", help="folder for the statistics database and the alerts log (default %(default)s)")
+    add("--history", action=argparse.BooleanOptionalAction, help="keep per-minute counts of people (default on)")
+    add(
+        "--always-on",
+        action=argparse.BooleanOptionalAction,
+        help="keep every source open and analysed with nobody watching, for statistics and alerts around the clock",
+    )
+    add("--alerts", action=argparse.BooleanOptionalAction, help="alert when a face without a mask stays in view")
+    add("--alert-frames", type=int, help="frames in a row without a mask that raise an alert (default %(default)s)")
+    add(
+        "--alert-cooldown", type=float, help="seconds after an alert before a source alerts again (default %(default)s)"
+    )
+    add("--alert-webhook", help="POST each alert as JSON to this http(s) URL (implies --alerts)")
     set_settings_defaults(parser, environ)
     return settings_from_args(parser.parse_args(argv))
 
@@ -67,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = parse_args(argv, dict(os.environ))
         validate(settings)
-        parse_source(settings["SOURCE"])  # cheap checks first: the model load below takes seconds
+        sources_from_settings(settings)  # cheap checks first: the model load below takes seconds
         ensure_port_free(settings["HOST"], settings["PORT"])
         from werkzeug.serving import make_server
 
@@ -82,14 +107,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    log.info("serving %s on http://%s:%s (Ctrl+C to stop)", get_state(app).hub.source_name, *server.server_address[:2])
+    names = ", ".join(f"{name} ({camera.hub.source_name})" for name, camera in get_state(app).cameras.items())
+    log.info("serving %s on http://%s:%s (Ctrl+C to stop)", names, *server.server_address[:2])
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         server.server_close()
-        get_state(app).hub.close()
+        get_state(app).close()
     return 0
 
 

@@ -14,9 +14,10 @@ import time
 from pathlib import Path
 
 from maskdetector.annotation import draw_faces
-from maskdetector.batch import AnnotatedWriter, Input, Progress, plan_inputs
+from maskdetector.batch import AnnotatedWriter, Frame, Input, Progress, analyse_in_order, plan_inputs
 from maskdetector.cli import OneLineParser, add_analyzer_options, set_settings_defaults, settings_from_args
 from maskdetector.errors import UserError
+from maskdetector.pipeline import Face
 from maskdetector.settings import ENV_PREFIX, validate
 from maskdetector.streaming import Analyzer
 
@@ -50,31 +51,34 @@ def parse_args(argv: list[str] | None, environ: dict[str, str]) -> tuple[argpars
 def run(
     inputs: list[Input], analyzer: Analyzer, writer: AnnotatedWriter | None, as_json: bool, progress: Progress
 ) -> int:
-    """Analyse every frame of every input in order; returns the number of frames processed.
+    """Analyse every frame of every input in order, decoding, analysis and output overlapped (batch.analyse_in_order);
+    returns the number of frames processed.
 
     Ctrl+C (the way to stop a camera) ends the run early but normally: outputs are finished, the summary printed.
     """
     from maskdetector.service import frame_record  # imports TensorFlow, which main() loads only after cheap checks
 
     processed = 0
+    bar = False
+
+    def emit(frame: Frame, faces: list[Face]) -> None:
+        nonlocal processed
+        if as_json:
+            where = {"path": frame.source} if frame.index is None else {"path": frame.source, "frame": frame.index}
+            print(json.dumps({**where, **frame_record(frame.image, faces)}), flush=True)
+        if writer is not None:
+            writer.write(frame, draw_faces(frame.image, faces))
+        processed += 1
+        if bar:
+            progress.step()
+
     try:
         for item in inputs:
             total = item.count()
             bar = total is None or total > 1  # folders and videos, not single images
             if bar:
                 progress.start(item.name, total)
-            for frame in item.frames():
-                faces = analyzer.analyze(frame.image)
-                if as_json:
-                    where = (
-                        {"path": frame.source} if frame.index is None else {"path": frame.source, "frame": frame.index}
-                    )
-                    print(json.dumps({**where, **frame_record(frame.image, faces)}), flush=True)
-                if writer is not None:
-                    writer.write(frame, draw_faces(frame.image, faces))
-                processed += 1
-                if bar:
-                    progress.step()
+            analyse_in_order(item.frames(), analyzer.analyze, emit)
             if bar:
                 progress.finish()
     except KeyboardInterrupt:

@@ -77,7 +77,7 @@ def evaluate_scenes(args: argparse.Namespace, settings: dict[str, object]) -> in
         raise UserError(f"no images to evaluate in {args.data}")
     names = sorted(DETECTORS) if args.detector == "all" else [args.detector]
     detectors = {name: detector_from_settings(settings, name) for name in names}  # bad settings fail before the model
-    classifier = MaskClassifier.load(str(settings["MODEL"]))
+    classifier = MaskClassifier.load(str(settings["MODEL"]), str(settings["BACKEND"]))
     report: dict[str, object] = {"data": str(args.data), "model": str(settings["MODEL"]), "detectors": {}}
     for name, detector in detectors.items():
         results, skipped = run_scenes(scenes, detector, classifier)

@@ -6,10 +6,12 @@ order, because the point is to process a recording, not to watch it.
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, TextIO
+from typing import Protocol, TextIO, TypeVar
 
 import cv2
 import numpy as np
@@ -17,6 +19,7 @@ import numpy as np
 from maskdetector.capture import FALLBACK_FILE_FPS, describe_source
 from maskdetector.config import IMAGE_EXTENSIONS
 from maskdetector.errors import UserError
+from maskdetector.pipeline import Face
 from maskdetector.preprocessing import read_image
 
 log = logging.getLogger(__name__)
@@ -24,6 +27,12 @@ log = logging.getLogger(__name__)
 VIDEO_SUFFIX = ".mp4"
 VIDEO_FOURCC = "mp4v"
 PROGRESS_INTERVAL_S = 0.1
+# Frames decoded ahead of the analysis, and analysed frames waiting to be written: enough to even out
+# uneven frame times, bounded so a long video never piles up in memory.
+PIPELINE_DEPTH = 4
+
+T = TypeVar("T")
+_END = object()
 
 
 @dataclass(frozen=True)
@@ -225,3 +234,42 @@ class Progress:
             text = f"{self._name} {self._done} frames"
         self.stream.write(f"\r{text}")
         self.stream.flush()
+
+
+def prefetched(items: Iterator[T], depth: int = PIPELINE_DEPTH) -> Iterator[T]:
+    """The items of `items` in order, produced up to `depth` ahead on a thread of their own: decoding the next
+    frames overlaps the analysis of this one. The producer's exceptions are raised here, in their place."""
+    with ThreadPoolExecutor(1, thread_name_prefix="decode") as pool:
+        try:
+            ahead = deque(pool.submit(next, items, _END) for _ in range(depth))
+            while (item := ahead.popleft().result()) is not _END:
+                ahead.append(pool.submit(next, items, _END))
+                yield item
+        finally:
+            pool.shutdown(cancel_futures=True)
+            if hasattr(items, "close"):  # a generator (a video file or camera) releases its capture now
+                items.close()
+
+
+def analyse_in_order(
+    frames: Iterator[Frame],
+    analyze: Callable[[np.ndarray], list[Face]],
+    emit: Callable[[Frame, list[Face]], None],
+    depth: int = PIPELINE_DEPTH,
+) -> None:
+    """Analyse every frame, in order, and hand each with its faces to `emit` (draw, encode, write, print).
+
+    Three stages overlap on their own threads: decoding the next frames, this analysis, and emitting the frames
+    before it (one emitting thread, so outputs keep the frames' order); the queues between them hold at most
+    `depth` frames.
+    """
+    with ThreadPoolExecutor(1, thread_name_prefix="emit") as pool:
+        pending: deque[Future] = deque()
+        try:
+            for frame in prefetched(frames, depth):
+                pending.append(pool.submit(emit, frame, analyze(frame.image)))
+                if len(pending) > depth:
+                    pending.popleft().result()
+        finally:
+            while pending:  # the frames analysed so far are still written, also after Ctrl+C
+                pending.popleft().result()

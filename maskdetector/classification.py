@@ -1,18 +1,21 @@
-"""Loading the trained classifier and labelling face crops with it."""
+"""Loading the trained classifier and labelling face crops with it, through TFLite (fast) or Keras (reference)."""
 
 import json
 import logging
+import tempfile
+import time
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from maskdetector.config import COLOR_ORDER, INPUT_SIZE, LABELS_FILENAME
+from maskdetector.config import CLASSIFIER_BACKENDS, COLOR_ORDER, INPUT_SIZE, LABELS_FILENAME
 from maskdetector.errors import ModelError
 from maskdetector.preprocessing import faces_to_batch
+from maskdetector.tflite import make_interpreter
 
 log = logging.getLogger(__name__)
 
@@ -42,15 +45,65 @@ def read_labels(model_path: Path) -> list[str]:
     return classes
 
 
-class MaskClassifier:
-    """A Keras model plus its class names; classifies all faces of a frame in one call."""
+class TFLiteRunner:
+    """The Keras model converted to a float32 TFLite model in memory, run by XNNPACK.
 
-    def __init__(self, model: keras.Model, class_names: Sequence[str]) -> None:
+    Converting at load time (a second or two) means the .keras file stays the one artifact: a retrained
+    model is picked up as it is. Not thread-safe (one interpreter): callers share it behind a lock.
+    """
+
+    def __init__(self, model: keras.Model) -> None:
+        started = time.perf_counter()
+        try:
+            content = to_tflite(model)
+        except Exception as exc:  # the converter raises many types; any of them means "use the Keras path"
+            raise ModelError(
+                f"cannot convert the model to TensorFlow Lite ({type(exc).__name__}): --backend keras runs it as is"
+            ) from None
+        self._interpreter = make_interpreter(model_content=content)
+        self._input = self._interpreter.get_input_details()[0]["index"]
+        self._output = self._interpreter.get_output_details()[0]["index"]
+        self._batch = int(self._interpreter.get_input_details()[0]["shape"][0])
+        log.info("converted the model to TensorFlow Lite in %.1f s", time.perf_counter() - started)
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        if len(batch) != self._batch:  # resizing costs a few ms, so it happens only when the face count changes
+            self._interpreter.resize_tensor_input(self._input, batch.shape)
+            self._interpreter.allocate_tensors()
+            self._batch = len(batch)
+        self._interpreter.set_tensor(self._input, np.ascontiguousarray(batch, np.float32))
+        self._interpreter.invoke()
+        return self._interpreter.get_tensor(self._output).copy()
+
+
+def to_tflite(model: keras.Model) -> bytes:
+    """A float32 TFLite flatbuffer of a Keras model, without quantisation, so it gives the model's own labels."""
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model.export(tmp, format="tf_saved_model", verbose=False)
+        return tf.lite.TFLiteConverter.from_saved_model(tmp).convert()
+
+
+class MaskClassifier:
+    """A Keras model plus its class names; classifies all faces of a frame in one call.
+
+    `backend` (config.CLASSIFIER_BACKENDS): "tflite" runs the model converted to TFLite (same weights, a
+    fraction of an eager Keras call's time per face), "keras" calls the Keras model, the reference path.
+    """
+
+    def __init__(self, model: keras.Model, class_names: Sequence[str], backend: str = CLASSIFIER_BACKENDS[0]) -> None:
+        if backend not in CLASSIFIER_BACKENDS:
+            raise ModelError(f"unknown classifier backend {backend!r}; available: {', '.join(CLASSIFIER_BACKENDS)}")
         self.model = model
         self.class_names = list(class_names)
+        self.backend = backend
+        self._run: Callable[[np.ndarray], np.ndarray] = (
+            TFLiteRunner(model) if backend == "tflite" else lambda batch: np.asarray(model(batch, training=False))
+        )
 
     @classmethod
-    def load(cls, model_path: str | Path) -> "MaskClassifier":
+    def load(cls, model_path: str | Path, backend: str = CLASSIFIER_BACKENDS[0]) -> "MaskClassifier":
         """Load model and labels, turning every failure into a one-line ModelError."""
         path = Path(model_path)
         if not path.is_file():
@@ -64,16 +117,13 @@ class MaskClassifier:
         if n_out != len(class_names):
             raise ModelError(f"{path} has {n_out} outputs but labels.json lists {len(class_names)} classes")
         log.info("loaded %s with classes %s", path, class_names)
-        return cls(model, class_names)
+        return cls(model, class_names, backend)
 
     def predict_batch(self, batch: np.ndarray) -> np.ndarray:
         """Class probabilities for a float32 batch from preprocessing; (N, n_classes)."""
         if len(batch) == 0:
             return np.zeros((0, len(self.class_names)), np.float32)
-        out = [
-            np.asarray(self.model(batch[i : i + BATCH_SIZE], training=False)) for i in range(0, len(batch), BATCH_SIZE)
-        ]
-        return np.concatenate(out)
+        return np.concatenate([self._run(batch[i : i + BATCH_SIZE]) for i in range(0, len(batch), BATCH_SIZE)])
 
     def predict_indices(self, inputs: np.ndarray) -> np.ndarray:
         """Most likely class index for each image already at input size (uint8 or float RGB)."""

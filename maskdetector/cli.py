@@ -4,6 +4,7 @@ import argparse
 from collections.abc import Mapping
 from typing import NoReturn
 
+from maskdetector.config import CLASSIFIER_BACKENDS
 from maskdetector.detection import DETECTORS
 from maskdetector.settings import DEFAULTS, from_env
 
@@ -15,6 +16,17 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see --help)\n")
 
 
+class AppendOverDefault(argparse.Action):
+    """A flag that may be repeated: its first use replaces the default (or environment) value, later uses add
+    to it, so `--source a --source b` gives ["a", "b"] and no flag keeps the single default."""
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object, option: str | None = None
+    ) -> None:
+        current = getattr(namespace, self.dest)
+        setattr(namespace, self.dest, [*current, values] if isinstance(current, list) else [values])
+
+
 def add_analyzer_options(parser: argparse.ArgumentParser, extra_detectors: tuple[str, ...] = ()) -> None:
     """--model, --detector and the detector flags; defaults come from parser.set_defaults() with settings.DEFAULTS.
 
@@ -22,6 +34,12 @@ def add_analyzer_options(parser: argparse.ArgumentParser, extra_detectors: tuple
     """
     add = parser.add_argument
     add("--model", help="trained model file (default %(default)s)")
+    add(
+        "--backend",
+        choices=CLASSIFIER_BACKENDS,
+        help="how the classifier runs (default %(default)s): tflite converts the model in memory and is faster, "
+        "keras calls it as it is",
+    )
     add(
         "--detector",
         choices=[*sorted(DETECTORS), *extra_detectors],

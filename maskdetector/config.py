@@ -10,6 +10,8 @@ LABELS_FILENAME = "labels.json"
 METRICS_FILENAME = "metrics.json"
 DEFAULT_MODEL_PATH = MODEL_DIR / MODEL_FILENAME
 DEFAULT_DATA_DIR = PROJECT_ROOT / "dataset"
+# The web app's statistics database and alerts log (git-ignored): see README, "Several cameras, statistics and alerts".
+APP_DATA_DIR = PROJECT_ROOT / "data"
 
 # The CNN sees RGB faces of this size; OpenCV hands us BGR, preprocessing.py converts.
 INPUT_SIZE = (100, 100)  # (height, width)
@@ -22,6 +24,10 @@ FACE_MARGIN = 0.1
 # Share of annotated scene images never trained on (chosen by file name, see datasets.is_holdout_scene):
 # train.py trains on the others, and its report and evaluate.py score real photos on these.
 HOLDOUT_PERCENT = 30
+
+# How the classifier runs: "tflite" (the .keras model converted in memory at load time, run by TFLite's XNNPACK:
+# same labels, about 2-4x faster per face) or "keras" (the model called directly). The first is the default.
+CLASSIFIER_BACKENDS = ("tflite", "keras")
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 

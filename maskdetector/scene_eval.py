@@ -23,31 +23,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from maskdetector.datasets import AnnotatedFace, SceneAnnotation
-from maskdetector.detection import FaceDetector, box_iou
+from maskdetector.detection import FaceDetector, greedy_match
 from maskdetector.pipeline import Classifier, Face, FrameAnalyzer
 from maskdetector.preprocessing import Box, read_image
 
 DETECTION_SLACK = 0.8
-
-
-def greedy_match(truth: Sequence[Box], found: Sequence[Box], iou_threshold: float) -> list[tuple[int, int]]:
-    """(truth index, found index) pairs with IoU >= threshold, best pairs first, one-to-one."""
-    pairs = [
-        (box_iou(t, f), ti, fi)
-        for ti, t in enumerate(truth)
-        for fi, f in enumerate(found)
-        if box_iou(t, f) >= iou_threshold
-    ]
-    pairs.sort(key=lambda p: (-p[0], p[1], p[2]))
-    used_t: set[int] = set()
-    used_f: set[int] = set()
-    matches = []
-    for _, ti, fi in pairs:
-        if ti not in used_t and fi not in used_f:
-            used_t.add(ti)
-            used_f.add(fi)
-            matches.append((ti, fi))
-    return sorted(matches)
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,8 @@ class LockedDetector:
 
 
 class LockedClassifier:
-    """One Keras model for several threads; a separate lock from the detector's, so the stream can classify
-    while a request detects."""
+    """One model for several threads (a TFLite interpreter must not be invoked from two at once); a separate
+    lock from the detector's, so the stream can classify while a request detects."""
 
     def __init__(self, classifier: MaskClassifier) -> None:
         self._classifier = classifier
@@ -57,12 +57,13 @@ def detector_from_settings(settings: Mapping[str, object], name: str | None = No
 
 def build_analyzer(settings: Mapping[str, object]) -> FrameAnalyzer:
     """Detector and classifier from DETECTOR, its settings (CASCADE, SCALE_FACTOR, MIN_NEIGHBORS, MIN_FACE_SIZE,
-    MIN_CONFIDENCE; each detector takes the ones that apply to it) and MODEL, safe to share between threads.
+    MIN_CONFIDENCE; each detector takes the ones that apply to it) and MODEL run by BACKEND, safe to share
+    between threads.
     The detector is built first: it fails fast on bad settings, the model load takes seconds.
     Raises UserError/ModelError.
     """
     detector = detector_from_settings(settings)
-    classifier = MaskClassifier.load(str(settings["MODEL"]))
+    classifier = MaskClassifier.load(str(settings["MODEL"]), str(settings["BACKEND"]))
     return FrameAnalyzer(LockedDetector(detector), LockedClassifier(classifier))
 
 

@@ -5,17 +5,20 @@ test passes to create_app() cannot drift apart. Precedence: explicit config (or 
 """
 
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
-from maskdetector.config import DEFAULT_MODEL_PATH
+from maskdetector.config import APP_DATA_DIR, CLASSIFIER_BACKENDS, DEFAULT_MODEL_PATH
 from maskdetector.errors import UserError
 
 ENV_PREFIX = "MASKDETECTOR_"
 
 DEFAULTS: dict[str, object] = {
-    "SOURCE": "0",
+    "SOURCE": "0",  # a list when --source is given several times (several cameras)
+    "SOURCES_FILE": "",  # `name source` lines; replaces SOURCE when set
     "HOST": "127.0.0.1",
     "PORT": 5000,
     "MODEL": str(DEFAULT_MODEL_PATH),
+    "BACKEND": CLASSIFIER_BACKENDS[0],  # "tflite": the model converted in memory, same labels, faster than "keras"
     "DETECTOR": "blazeface",  # the most accurate on scenes-dev (README: Face detectors); "haar" is the classic path
     "CASCADE": "",
     "SCALE_FACTOR": 1.1,
@@ -30,6 +33,13 @@ DEFAULTS: dict[str, object] = {
     "RETRY_MAX": 8.0,
     "MAX_UPLOAD_MB": 10.0,
     "MAX_IMAGE_PIXELS": 40_000_000,
+    "DATA_DIR": str(APP_DATA_DIR),
+    "HISTORY": True,  # counts only (no images), in the git-ignored data folder: the chart works out of the box
+    "ALWAYS_ON": False,  # keeping cameras open with nobody watching would surprise a webcam user
+    "ALERTS": False,
+    "ALERT_FRAMES": 10,
+    "ALERT_COOLDOWN": 60.0,
+    "ALERT_WEBHOOK": "",  # implies ALERTS
 }
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -56,6 +66,11 @@ def from_env(environ: Mapping[str, str]) -> dict[str, object]:
     return {key: _convert(key, environ[ENV_PREFIX + key]) for key in DEFAULTS if ENV_PREFIX + key in environ}
 
 
+def _is_http_url(text: str) -> bool:
+    parts = urlsplit(text)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
 def validate(settings: Mapping[str, object]) -> None:
     """UserError for values that would only fail later, deep inside OpenCV or the server."""
     checks = [
@@ -64,11 +79,18 @@ def validate(settings: Mapping[str, object]) -> None:
         (settings["MIN_NEIGHBORS"] >= 0, "min neighbors must be 0 or more"),
         (settings["MIN_FACE_SIZE"] >= 1, "min face size must be at least 1 pixel"),
         (0.0 <= settings["MIN_CONFIDENCE"] < 1.0, "min confidence must be from 0 up to (not including) 1"),
+        (settings["BACKEND"] in CLASSIFIER_BACKENDS, f"backend must be one of {', '.join(CLASSIFIER_BACKENDS)}"),
         (1 <= settings["JPEG_QUALITY"] <= 100, "JPEG quality must be between 1 and 100"),
         (settings["IDLE_TIMEOUT"] >= 0, "idle timeout must be 0 or more seconds"),
         (0 < settings["RETRY_INITIAL"] <= settings["RETRY_MAX"], "retry delays must be positive, initial <= max"),
         (settings["MAX_UPLOAD_MB"] > 0, "max upload size must be more than 0 MB"),
         (settings["MAX_IMAGE_PIXELS"] >= 1, "max image pixels must be at least 1"),
+        (settings["ALERT_FRAMES"] >= 1, "alert frames must be at least 1"),
+        (settings["ALERT_COOLDOWN"] >= 0, "alert cool-down must be 0 or more seconds"),
+        (
+            not settings["ALERT_WEBHOOK"] or _is_http_url(str(settings["ALERT_WEBHOOK"])),
+            "alert webhook must be an http:// or https:// URL",
+        ),
     ]
     for ok, message in checks:
         if not ok:

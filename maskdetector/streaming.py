@@ -1,9 +1,12 @@
-"""One capture-and-inference thread per source, shared by every viewer.
+"""One capture thread and one analysis thread per source, shared by every viewer.
 
 Ten open browser tabs must not open the camera ten times nor run the model ten times per frame, so a
-single worker thread reads, analyses, annotates and JPEG-encodes each frame once and every viewer waits on
-a shared condition for the next frame number. The worker starts with the first viewer, releases the
-camera once nobody has watched for `idle_timeout` seconds, and is started again by the next viewer.
+single worker thread reads, annotates and JPEG-encodes each frame once and every viewer waits on a shared
+condition for the next frame number. Analysis runs beside it on a thread of its own, always on the newest
+frame (`LatestFrameAnalysis`): the stream keeps the camera's rate whatever the model's speed, each frame
+carries the latest boxes, and a slow model skips frames instead of queueing them, so lag cannot grow.
+The worker starts with the first viewer, releases the camera once nobody has watched for `idle_timeout`
+seconds, and is started again by the next viewer.
 When the source fails, viewers get a "No camera: <reason>" placeholder while the worker retries with
 back-off. Unlike a class-level singleton, all state lives on the instance, so tests and several apps
 can run side by side.
@@ -52,11 +55,68 @@ class Analyzer(Protocol):
     def analyze(self, frame_bgr: np.ndarray) -> list[Face]: ...
 
 
+def smoothed_rate(rate: float, interval: float) -> float:
+    """An exponential moving average of events per second, updated with the latest interval."""
+    latest = 1.0 / interval
+    return latest if rate == 0 else 0.9 * rate + 0.1 * latest
+
+
 def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
     ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:
         raise ValueError("JPEG encoding failed")
     return data.tobytes()
+
+
+class LatestFrameAnalysis:
+    """Analyses the newest frame handed to it, on its own thread, then reports it to `on_result`.
+
+    A frame handed over while the previous one is still being analysed replaces any frame waiting, so the
+    analysis rate is the model's own and it always works on the freshest picture. A failed analysis is
+    raised to the capture thread by its next `submit`, which treats it like a failing source.
+    """
+
+    def __init__(self, analyzer: Analyzer, on_result: Callable[[np.ndarray, list[Face]], None], name: str) -> None:
+        self._analyzer = analyzer
+        self._on_result = on_result
+        self._cond = threading.Condition()
+        self._pending: np.ndarray | None = None
+        self._error: Exception | None = None
+        self._stopping = False
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, frame: np.ndarray) -> None:
+        """Hand over the newest frame; raises the exception of an analysis that failed since the last call."""
+        with self._cond:
+            error, self._error = self._error, None
+            if error is not None:
+                self._pending = None
+                raise error
+            self._pending = frame
+            self._cond.notify()
+
+    def stop(self) -> None:
+        """Analyse the frame still waiting, if any, then end the thread."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        self._thread.join(JOIN_TIMEOUT_S)
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._pending is not None or self._stopping)
+                frame, self._pending = self._pending, None
+            if frame is None:
+                return
+            try:
+                faces = self._analyzer.analyze(frame)
+            except Exception as exc:  # handed to the capture thread, which shows a placeholder and retries
+                with self._cond:
+                    self._error = exc
+                continue
+            self._on_result(frame, faces)
 
 
 class StreamHub:
@@ -74,7 +134,8 @@ class StreamHub:
         on_analysis: Callable[[np.ndarray, list[Face]], None] | None = None,
     ) -> None:
         self.source_name = source_name
-        # Called by the worker with each analysed frame and its faces (statistics, alerts); must return quickly.
+        # Called on the analysis thread with each analysed frame and its faces (statistics, alerts), once per
+        # analysed frame (a frame that arrives while the model is busy is streamed but not analysed).
         self._on_analysis = on_analysis
         self._source_factory = source_factory
         self._analyzer = analyzer
@@ -96,6 +157,10 @@ class StreamHub:
         self._seq = 0
         self._frames = 0
         self._fps = 0.0
+        self._faces: list[Face] = []  # the latest analysis, drawn on every frame streamed until the next one
+        self._analysed = 0
+        self._analysed_at: float | None = None
+        self._analysis_fps = 0.0
         self._counts: Counter[str] = Counter()
         self._camera_reason: str | None = None
         self._frame_size = PLACEHOLDER_SIZE
@@ -131,10 +196,12 @@ class StreamHub:
                 "camera_reason": self._camera_reason or "",
                 "capturing": self._thread is not None,
                 "fps": round(self._fps, 1),
+                "analysis_fps": round(self._analysis_fps, 1),
                 "faces": sum(self._counts.values()),
                 **{label: self._counts.get(label, 0) for label in CLASS_DISPLAY},
                 "viewers": self._viewers,
                 "frames": self._frames,
+                "analysed": self._analysed,
                 "uptime_s": round(time.monotonic() - self._started_at, 1),
             }
 
@@ -181,8 +248,7 @@ class StreamHub:
                 log.info("nobody watching %s for %.0fs: releasing it", self.source_name, self._idle_timeout)
                 self._thread = None
                 self._jpeg = None
-                self._fps = 0.0
-                self._counts = Counter()
+                self._reset_results()
                 return False
             return True
 
@@ -194,6 +260,7 @@ class StreamHub:
 
     def _run(self) -> None:
         with self._capture_lock:
+            analysis = LatestFrameAnalysis(self._analyzer, self._analysed_frame, f"analysis {self.source_name}")
             source: FrameSource | None = None
             delay = self._retry_initial
             last_frame_at: float | None = None
@@ -203,7 +270,7 @@ class StreamHub:
                         if source is None:
                             source = self._source_factory()
                         frame = source.read()
-                        faces = self._analyzer.analyze(frame)
+                        analysis.submit(frame)
                     except Exception as exc:  # whatever breaks, viewers get a placeholder rather than a hang
                         if source is not None:
                             source.release()
@@ -217,25 +284,45 @@ class StreamHub:
                     delay = self._retry_initial
                     now = time.monotonic()
                     if last_frame_at is not None and now > last_frame_at:
-                        rate = 1.0 / (now - last_frame_at)
-                        self._fps = rate if self._fps == 0 else 0.9 * self._fps + 0.1 * rate
+                        self._fps = smoothed_rate(self._fps, now - last_frame_at)
                     last_frame_at = now
-                    self._publish(frame, faces)
-                    self._notify_analysis(frame, faces)
+                    self._publish(frame)
             finally:
                 if source is not None:
                     source.release()
+                analysis.stop()
 
-    def _publish(self, frame: np.ndarray, faces: list[Face]) -> None:
+    def _publish(self, frame: np.ndarray) -> None:
+        with self._cond:
+            faces = self._faces
         jpeg = encode_jpeg(annotate(frame, faces, self._fps), self._jpeg_quality)
         with self._cond:
             self._jpeg = jpeg
             self._seq += 1
             self._frames += 1
-            self._counts = count_labels(faces)
             self._camera_reason = None
             self._frame_size = frame.shape[:2]
             self._cond.notify_all()
+
+    def _analysed_frame(self, frame: np.ndarray, faces: list[Face]) -> None:
+        """LatestFrameAnalysis's result: the boxes for the frames streamed from now on, statistics, the hook."""
+        now = time.monotonic()
+        with self._cond:
+            self._analysed += 1
+            if self._analysed_at is not None and now > self._analysed_at:
+                self._analysis_fps = smoothed_rate(self._analysis_fps, now - self._analysed_at)
+            self._analysed_at = now
+            if self._camera_reason is None:  # a frame analysed after the source failed must not revive its boxes
+                self._faces = faces
+                self._counts = count_labels(faces)
+        self._notify_analysis(frame, faces)
+
+    def _reset_results(self) -> None:
+        """Forget rates and boxes (caller holds self._cond): the source failed or was released."""
+        self._fps = self._analysis_fps = 0.0
+        self._analysed_at = None
+        self._faces = []
+        self._counts = Counter()
 
     def _notify_analysis(self, frame: np.ndarray, faces: list[Face]) -> None:
         if self._on_analysis is None:
@@ -259,7 +346,6 @@ class StreamHub:
         with self._cond:
             self._jpeg = jpeg
             self._seq += 1
-            self._fps = 0.0
-            self._counts = Counter()
+            self._reset_results()
             self._camera_reason = reason
             self._cond.notify_all()

@@ -1,18 +1,36 @@
-// Polls the stats endpoint and fills in every element with a matching data-stat attribute.
-// The stream itself is a plain <img>; this script only adds live numbers and reconnects a dropped stream.
+// Polls the stats endpoint and fills in, for every camera card and the total, each element with a data-stat
+// attribute ("people.compliance" looks up a nested value; data-format="percent" shows a 0-1 ratio as a percentage).
+// The streams themselves are plain <img>s; this script only adds live numbers and reconnects a dropped stream.
 (function () {
   "use strict";
   var statsUrl = document.currentScript.dataset.statsUrl;
-  var statusBox = document.getElementById("camera-status");
-  var stream = document.getElementById("stream");
   var POLL_MS = 1000;
 
-  function show(stats) {
-    document.querySelectorAll("[data-stat]").forEach(function (el) {
-      var value = stats[el.dataset.stat];
-      if (value !== undefined) el.textContent = value;
+  function lookup(stats, path) {
+    return path.split(".").reduce(function (value, key) { return value == null ? undefined : value[key]; }, stats);
+  }
+
+  function format(value, kind) {
+    if (kind === "percent") return value === null ? "–" : Math.round(value * 100) + "%";
+    return value;
+  }
+
+  function fill(box, stats) {
+    box.querySelectorAll("[data-stat]").forEach(function (el) {
+      var value = lookup(stats, el.dataset.stat);
+      if (value !== undefined) el.textContent = format(value, el.dataset.format);
     });
-    statusBox.hidden = stats.camera === "ok";
+  }
+
+  function show(stats) {
+    document.querySelectorAll(".camera[data-source]").forEach(function (card) {
+      var own = stats.sources[card.dataset.source];
+      if (!own) return;
+      fill(card, own);
+      card.querySelector(".camera-status").hidden = own.camera === "ok";
+    });
+    var total = document.getElementById("total");
+    if (total) fill(total, stats.total);
   }
 
   function poll() {
@@ -23,11 +41,13 @@
       .finally(function () { setTimeout(poll, POLL_MS); });
   }
 
-  // If the server restarts, the <img> stream ends; fetch it again after a pause.
-  stream.addEventListener("error", function () {
-    setTimeout(function () {
-      stream.src = stream.src.split("?")[0] + "?t=" + Date.now();
-    }, 2000);
+  // If the server restarts, an <img> stream ends; fetch it again after a pause.
+  document.querySelectorAll("img.stream").forEach(function (stream) {
+    stream.addEventListener("error", function () {
+      setTimeout(function () {
+        stream.src = stream.src.split("?")[0] + "?t=" + Date.now();
+      }, 2000);
+    });
   });
 
   poll();

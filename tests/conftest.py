@@ -26,6 +26,14 @@ def make_face_folder(root: Path, per_class: int = 10, classes: tuple[str, ...] =
     return root
 
 
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every app a test builds keeps its statistics and alerts in a temporary folder, never in the project's data/."""
+    folder = tmp_path / "data"
+    monkeypatch.setenv("MASKDETECTOR_DATA_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture
 def face_folder(tmp_path: Path) -> Path:
     return make_face_folder(tmp_path / "faces")

@@ -87,7 +87,7 @@ def serve(app: object) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{server.server_port}"
     finally:
-        get_state(app).hub.close()
+        get_state(app).close()
         server.shutdown()
         server.server_close()
         thread.join(5)

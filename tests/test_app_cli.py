@@ -88,3 +88,25 @@ def test_busy_port_is_one_line_error():
 def test_missing_model_is_one_line_error(tmp_path, free_port):
     result = run_app("--model", str(tmp_path / "none.keras"), "--port", str(free_port))
     assert_one_line_error(result, "none.keras", "train.py", only_line=False)
+
+
+def test_source_repeats_for_several_cameras_and_new_features_have_safe_defaults():
+    app = load_app_module()
+    settings = app.parse_args(["--source", "entrance=0", "--source", "hall=1"], {"MASKDETECTOR_SOURCE": "5"})
+    assert settings["SOURCE"] == ["entrance=0", "hall=1"]  # the flags replace the environment's single source
+    defaults = app.parse_args([], {})
+    assert defaults["HISTORY"] is True and defaults["DATA_DIR"].endswith("data")
+    assert defaults["ALERTS"] is False and defaults["ALERT_WEBHOOK"] == "" and defaults["ALWAYS_ON"] is False
+    flags = ["--alerts", "--alert-frames", "5", "--alert-cooldown", "30", "--alert-webhook", "https://hooks.example/x"]
+    settings = app.parse_args([*flags, "--no-history", "--always-on", "--data-dir", "/srv/masks"], {})
+    assert settings["ALERTS"] is True and settings["ALERT_FRAMES"] == 5 and settings["ALERT_COOLDOWN"] == 30.0
+    assert settings["ALERT_WEBHOOK"] == "https://hooks.example/x" and settings["HISTORY"] is False
+    assert settings["ALWAYS_ON"] is True and settings["DATA_DIR"] == "/srv/masks"
+
+
+def test_bad_camera_and_alert_settings_are_one_line_errors(tmp_path):
+    assert_one_line_error(run_app("--alert-frames", "0"), "alert frames")
+    assert_one_line_error(run_app("--alert-cooldown", "-1"), "cool-down")
+    assert_one_line_error(run_app("--alert-webhook", "ftp://hooks.example/x"), "http:// or https://")
+    assert_one_line_error(run_app("--source", "door=0", "--source", "door=1"), "'door' is used twice")
+    assert_one_line_error(run_app("--sources-file", str(tmp_path / "none.txt")), "cannot read sources file")

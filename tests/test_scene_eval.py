@@ -12,11 +12,18 @@ import pytest
 from maskdetector import classification, detection
 from maskdetector.classification import Prediction
 from maskdetector.datasets import AnnotatedFace, load_scene_annotations
+from maskdetector.detection import box_iou, greedy_match
 from maskdetector.pipeline import Face
-from maskdetector.scene_eval import Counts, greedy_match, run_scenes, score_image, score_scenes
+from maskdetector.scene_eval import Counts, run_scenes, score_image, score_scenes
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ["with_mask", "without_mask"]
+
+
+def test_box_iou():
+    assert box_iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
+    assert box_iou((0, 0, 10, 10), (10, 0, 10, 10)) == 0.0
+    assert box_iou((0, 0, 10, 10), (5, 0, 10, 10)) == 50 / 150
 
 
 def test_greedy_match_takes_the_best_pairs_one_to_one():
@@ -127,7 +134,7 @@ def evaluate(monkeypatch):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     monkeypatch.setitem(detection.DETECTORS, "fake", FakeDetector)
-    monkeypatch.setattr(classification.MaskClassifier, "load", classmethod(lambda cls, path: FakeClassifier()))
+    monkeypatch.setattr(classification.MaskClassifier, "load", classmethod(lambda cls, path, backend: FakeClassifier()))
     return module
 
 

@@ -1,0 +1,359 @@
+"""Real-time pipeline: the naive per-face loop vs the project's pipeline on one 640x480 30 fps clip, in one run.
+
+    python benchmarks/pipeline_bench.py [--scenes ../shared/datasets/scenes-dev] [--seconds 10] [--quick]
+
+The clip is made at run time (in a temporary folder) from scenes-dev photos with 1-3 annotated faces, one
+photo per second, each slowly zooming and panning so the faces move. Then, all on the same clip:
+
+1. the cost of each step on its own (decoding, detectors, drawing, JPEG) and the classifier's ms per face at
+   batch 1 for `model.predict`, an eager Keras call and the TFLite path, plus whether TFLite gives Keras's
+   labels on every scenes-dev crop;
+2. (a) the naive loop of the design's reference implementations: Haar on the full frame, `model.predict` on each
+   face crop one by one, draw, JPEG-encode; then one row per optimisation up to (b), the project's pipeline
+   (batch.analyse_in_order, what detect.py runs on a video) with Haar and with the default BlazeFace. Every
+   frame is processed. Prints fps, ms per frame at p50 and p95 (time between finished frames) and b/a;
+3. the live app (app.py --source clip.mp4 --loop) with 1 and then 10 concurrent /video_feed clients: the server
+   process's CPU time (utime + stime from /proc), the frames per second each client receives, and the
+   stream's and the analysis's own rates from /api/stats.
+"""
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import cv2  # noqa: E402
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from maskdetector.annotation import annotate  # noqa: E402
+from maskdetector.batch import Frame, VideoInput, analyse_in_order  # noqa: E402
+from maskdetector.classification import MaskClassifier, read_labels  # noqa: E402
+from maskdetector.config import DEFAULT_MODEL_PATH  # noqa: E402
+from maskdetector.datasets import load_scene_annotations, load_scene_crops  # noqa: E402
+from maskdetector.detection import HaarDetector, create_detector, default_cascade_path  # noqa: E402
+from maskdetector.pipeline import Face, FrameAnalyzer  # noqa: E402
+from maskdetector.preprocessing import crop_face, faces_to_batch, read_image  # noqa: E402
+from maskdetector.streaming import encode_jpeg  # noqa: E402
+
+WIDTH, HEIGHT, FPS = 640, 480, 30
+JPEG_QUALITY = 80  # the app's default
+BOUNDARY = b"--frame\r\n"
+
+
+# ----------------------------------------------------------------------------------------------- the clip
+
+
+def make_clip(scenes: Path, out: Path, seconds: int) -> int:
+    """Write a WIDTHxHEIGHT FPS mp4 of `seconds` scenes-dev photos with 1-3 faces >= 32 px; returns its frames."""
+    photos = [
+        s.image_path
+        for s in load_scene_annotations(scenes)
+        if 1 <= len(s.faces) <= 3 and min(min(f.box[2:]) for f in s.faces) >= 32
+    ][:seconds]
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (WIDTH, HEIGHT))
+    frames = 0
+    for photo in photos:
+        image = read_image(photo)
+        fit = min(WIDTH / image.shape[1], HEIGHT / image.shape[0])
+        for t in range(FPS):  # zoom in by up to 15 % and drift right, so the faces move
+            scale = fit * (1.0 + 0.15 * t / FPS)
+            shift_x = (WIDTH - image.shape[1] * scale) / 2 + 20 * t / FPS
+            shift_y = (HEIGHT - image.shape[0] * scale) / 2
+            matrix = np.float32([[scale, 0, shift_x], [0, scale, shift_y]])
+            writer.write(cv2.warpAffine(image, matrix, (WIDTH, HEIGHT)))
+            frames += 1
+    writer.release()
+    return frames
+
+
+def decoded(clip: Path) -> Iterator[Frame]:
+    return VideoInput(str(clip)).frames()
+
+
+# ----------------------------------------------------------------------------------------------- timing
+
+
+def percentile(values: np.ndarray, q: float) -> float:
+    return float(np.percentile(values, q)) if len(values) else 0.0
+
+
+def median_ms(fn: Callable[[], object], repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return 1000 * statistics.median(times)
+
+
+class Run:
+    """Finish times of the frames of one pass over the clip, and the faces found."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.finished: list[float] = []
+        self.faces = 0
+
+    def done(self, faces: int) -> None:
+        self.finished.append(time.perf_counter())
+        self.faces += faces
+
+    def row(self, name: str, baseline: "Run | None") -> str:
+        gaps = 1000 * np.diff([self.started, *self.finished])
+        fps = len(self.finished) / (self.finished[-1] - self.started)
+        ratio = f"{fps / baseline.fps:.1f}x" if baseline else "1.0x"
+        return (
+            f"{name:<58}{len(self.finished):>7}{fps:>8.1f}{percentile(gaps, 50):>9.1f}{percentile(gaps, 95):>9.1f}"
+            f"{self.faces / len(self.finished):>8.2f}{ratio:>8}"
+        )
+
+    @property
+    def fps(self) -> float:
+        return len(self.finished) / (self.finished[-1] - self.started)
+
+
+def naive_loop(clip: Path, model: keras.Model, class_names: list[str]) -> Run:
+    """The reference loop: Haar on the full grey frame, model.predict per face crop, draw, JPEG-encode."""
+    cascade = cv2.CascadeClassifier(str(default_cascade_path()))
+    run = Run()
+    for frame in decoded(clip):
+        image = frame.image.copy()
+        gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        boxes = cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(24, 24))
+        for x, y, w, h in boxes:
+            probs = model.predict(faces_to_batch([crop_face(image, (x, y, w, h))]), verbose=0)[0]
+            label = class_names[int(probs.argmax())]
+            cv2.rectangle(image, (x, y), (x + w, y + h), (0, 255, 0), 2)
+            cv2.putText(image, f"{label} {probs.max():.0%}", (x, y - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 255, 0), 1)
+        encode_jpeg(image, JPEG_QUALITY)
+        run.done(len(boxes))
+    return run
+
+
+def project_pass(clip: Path, analyzer: FrameAnalyzer, overlapped: bool) -> Run:
+    """Every frame: analyse, annotate and JPEG-encode as the stream does; overlapped as detect.py runs it."""
+    run = Run()
+
+    def emit(frame: Frame, faces: list[Face]) -> None:
+        encode_jpeg(annotate(frame.image, faces, 0.0), JPEG_QUALITY)
+        run.done(len(faces))
+
+    if overlapped:
+        analyse_in_order(decoded(clip), analyzer.analyze, emit)
+    else:
+        for frame in decoded(clip):
+            emit(frame, analyzer.analyze(frame.image))
+    return run
+
+
+# ----------------------------------------------------------------------------------------------- live app
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all its threads), from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Viewer(threading.Thread):
+    """One /video_feed client that counts the multipart parts it receives, doing as little work as it can."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(daemon=True)
+        self.port = port
+        self.parts = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=1.0) as sock:
+            sock.sendall(b"GET /video_feed HTTP/1.1\r\nHost: bench\r\n\r\n")
+            tail = b""
+            while not self.stop.is_set():
+                try:
+                    data = sock.recv(1 << 16)
+                except TimeoutError:
+                    continue
+                if not data:
+                    return
+                chunk = tail + data
+                self.parts += chunk.count(BOUNDARY)
+                tail = chunk[-(len(BOUNDARY) - 1) :]
+
+
+def get_json(port: int, path: str) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+        return json.loads(response.read())
+
+
+def live_app(clip: Path, detector: str, seconds: float, log_path: Path) -> list[dict]:
+    """Server CPU and per-client frame rates with 1 and with 10 viewers of the live app on the looping clip."""
+    port = free_port()
+    command = [sys.executable, "app.py", "--source", str(clip), "--loop", "--port", str(port)]
+    command += ["--detector", detector, "--idle-timeout", "60"]
+    env = {**os.environ, "MASKDETECTOR_HISTORY": "0", "MASKDETECTOR_DATA_DIR": str(log_path.parent)}
+    with log_path.open("w") as log:
+        server = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                get_json(port, "/healthz")
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"app.py did not start; see {log_path}") from None
+                time.sleep(0.5)
+        results = []
+        for n in (1, 10):
+            viewers = [Viewer(port) for _ in range(n)]
+            for viewer in viewers:
+                viewer.start()
+            time.sleep(4)  # the source opens, the model warms up
+            before_cpu, before_parts, before = cpu_seconds(server.pid), [v.parts for v in viewers], time.monotonic()
+            time.sleep(seconds)
+            elapsed = time.monotonic() - before
+            cpu = (cpu_seconds(server.pid) - before_cpu) / elapsed
+            rates = [(v.parts - p) / elapsed for v, p in zip(viewers, before_parts, strict=True)]
+            stats = get_json(port, "/api/stats")
+            for viewer in viewers:
+                viewer.stop.set()
+            for viewer in viewers:
+                viewer.join(5)
+            results.append({"viewers": n, "cpu": cpu, "rates": rates, "stats": stats})
+        return results
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+# ----------------------------------------------------------------------------------------------- main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenes", type=Path, default=ROOT.parent / "shared" / "datasets" / "scenes-dev")
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
+    parser.add_argument("--seconds", type=int, default=10, help="clip length: one photo per second (default 10)")
+    parser.add_argument("--live-seconds", type=float, default=15, help="measuring time per live-app phase")
+    parser.add_argument("--live-detectors", nargs="*", default=["blazeface", "haar"], help="none: skip the live app")
+    parser.add_argument("--quick", action="store_true", help="a short run: 3 s clip, 5 s live phases, fewer crops")
+    args = parser.parse_args()
+    if args.quick:
+        args.seconds, args.live_seconds = 3, 5
+
+    tmp = Path(tempfile.mkdtemp(prefix="pipeline_bench_"))
+    clip = tmp / "clip.mp4"
+    frames = make_clip(args.scenes, clip, args.seconds)
+    print(f"clip: {WIDTH}x{HEIGHT}, {FPS} fps, {frames} frames from {args.seconds} scenes-dev photos ({clip})")
+    print(f"cpu: {os.cpu_count()} cores; load average before: {os.getloadavg()[0]:.2f}")
+
+    class_names = read_labels(args.model)
+    model = keras.models.load_model(args.model, compile=False)
+    keras_classifier = MaskClassifier(model, class_names, "keras")
+    started = time.perf_counter()
+    fast = MaskClassifier(model, class_names, "tflite")
+    conversion_s = time.perf_counter() - started
+
+    # 1. steps and classifier
+    images = [f.image for f in decoded(clip)][::5]  # 6 frames of each photo: every photo counts
+    face = crop_face(images[0], (250, 150, 120, 120))
+    one = faces_to_batch([face])
+    cascade_full, cascade_small = HaarDetector(min_face_size=24, detect_width=None), HaarDetector(min_face_size=24)
+    cascade_320 = HaarDetector(min_face_size=24, detect_width=320)
+    blazeface = create_detector("blazeface", min_face_size=24)
+
+    def per_frame(fn: Callable[[np.ndarray], object]) -> Callable[[], object]:
+        return lambda: [fn(image) for image in images]
+
+    print(f"\nsteps, ms per frame (mean over {len(images)} frames spread over the clip) or per face (median):")
+    frame_steps = {
+        "Haar, full 640x480 grey frame": cascade_full.detect,
+        f"Haar, frame shrunk to {HaarDetector.DETECT_WIDTH} px wide": cascade_small.detect,
+        "Haar, frame shrunk to 320 px wide": cascade_320.detect,
+        "BlazeFace (default detector, 4 views)": blazeface.detect,
+        "annotate (boxes + status line)": lambda image: annotate(
+            image, [Face((250, 150, 120, 120), "with_mask", 0.9)], 30
+        ),
+        f"JPEG encode, quality {JPEG_QUALITY}": lambda image: encode_jpeg(image, JPEG_QUALITY),
+    }
+    steps = {"decode (cv2.VideoCapture.read)": median_ms(lambda: list(decoded(clip)), 3) / frames}
+    steps |= {name: median_ms(per_frame(fn), 3) / len(images) for name, fn in frame_steps.items()}
+    steps |= {
+        "classifier per face, model.predict (naive)": median_ms(lambda: model.predict(one, verbose=0), 30),
+        "classifier per face, eager Keras call (--backend keras)": median_ms(
+            lambda: keras_classifier.predict_batch(one), 50
+        ),
+        "classifier per face, TFLite XNNPACK (--backend tflite)": median_ms(lambda: fast.predict_batch(one), 100),
+    }
+    for name, ms in steps.items():
+        print(f"  {name:<58}{ms:8.1f}")
+    print(f"  TFLite conversion of the .keras model at load time: {conversion_s:.1f} s")
+    every = 10 if args.quick else 1
+    crops = np.concatenate(
+        [
+            load_scene_crops(args.scenes, class_names, holdout=h, holdout_percent=30, min_side=0).images
+            for h in (True, False)
+        ]
+    )[::every].astype(np.float32)
+    reference, candidate = keras_classifier.predict_batch(crops), fast.predict_batch(crops)
+    agree = int((reference.argmax(axis=1) == candidate.argmax(axis=1)).sum())
+    print(
+        f"  TFLite vs Keras on {len(crops)} scenes-dev crops: same label on {agree}, "
+        f"largest confidence difference {np.abs(reference - candidate).max():.1e}"
+    )
+
+    # 2. whole passes over the clip
+    print(f"\nevery frame of the clip, decode -> detect -> classify -> draw -> JPEG ({frames} frames):")
+    print(f"{'pipeline':<58}{'frames':>7}{'fps':>8}{'p50 ms':>9}{'p95 ms':>9}{'faces':>8}{'vs (a)':>8}")
+    naive = naive_loop(clip, model, class_names)
+    print(naive.row("(a) naive: Haar full frame, model.predict per face", None), flush=True)
+    variants = [
+        ("Haar full frame, one eager Keras call per frame", cascade_full, keras_classifier, False),
+        ("Haar full frame, TFLite", cascade_full, fast, False),
+        (f"Haar at {HaarDetector.DETECT_WIDTH} px, TFLite", cascade_small, fast, False),
+        (f"(b) Haar at {HaarDetector.DETECT_WIDTH} px, TFLite, overlapped (detect.py)", cascade_small, fast, True),
+        ("Haar at 320 px (-4 pts recall), TFLite, overlapped", cascade_320, fast, True),
+        ("(b) BlazeFace, TFLite, overlapped (detect.py, app default)", blazeface, fast, True),
+        ("blazeface-fast, TFLite, overlapped", create_detector("blazeface-fast", min_face_size=24), fast, True),
+    ]
+    for name, detector, classifier, overlapped in variants:
+        run = project_pass(clip, FrameAnalyzer(detector, classifier), overlapped)
+        print(run.row(name, naive), flush=True)
+
+    # 3. the live app
+    for detector in args.live_detectors:
+        print(f"\nlive app: app.py --source clip.mp4 --loop --detector {detector}, {args.live_seconds:.0f} s per row")
+        header = f"{'viewers':>7}{'server CPU (cores)':>20}{'fps per viewer min/mean':>25}"
+        print(f"{header}{'stream fps':>12}{'analysis fps':>14}")
+        results = live_app(clip, detector, args.live_seconds, tmp / f"app-{detector}.log")
+        for r in results:
+            stats = r["stats"]
+            print(
+                f"{r['viewers']:>7}{r['cpu']:>20.2f}{min(r['rates']):>14.1f} / {statistics.mean(r['rates']):<8.1f}"
+                f"{stats['fps']:>12.1f}{stats.get('analysis_fps', 0.0):>14.1f}"
+            )
+        print(f"  CPU with 10 viewers / with 1 viewer: {results[1]['cpu'] / results[0]['cpu']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,223 @@
+"""No-mask alerts: debounced per face track, a cool-down per source, logged with a snapshot, optionally POSTed.
+
+The rule: a tracked face seen without a mask in `frames` frames in a row (a frame where it wears one starts the
+count again; frames where the detector misses it do not) raises one alert, unless its source alerted less than
+`cooldown_s` seconds ago. A track alerts at most once; one suppressed by the cool-down may alert after it.
+
+The capture thread only decides and queues. The snapshot JPEG and the log line are written by one background
+worker, which then queues the alert for another that calls the webhook (a slow webhook cannot hold up the log);
+a failing webhook is retried with back-off, then logged and given up.
+Files: `<data dir>/alerts/alerts.jsonl` (one JSON object per alert), `<data dir>/alerts/<id>.jpg` (the frame
+with the face boxed).
+"""
+
+import http.client
+import json
+import logging
+import threading
+import urllib.error
+import urllib.request
+from collections import deque
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import cv2
+import numpy as np
+
+from maskdetector.annotation import draw_faces
+from maskdetector.errors import UserError
+from maskdetector.pipeline import Face
+from maskdetector.tracking import Track
+from maskdetector.workers import BackgroundWorker
+
+log = logging.getLogger(__name__)
+
+NO_MASK_LABEL = "without_mask"
+ALERTS_DIRNAME = "alerts"
+LOG_FILENAME = "alerts.jsonl"
+RECENT = 100  # alerts /api/alerts can list, kept in memory and read back from the log's tail at start-up
+TAIL_BYTES = 64 * 1024
+QUEUE_SIZE = 100
+SNAPSHOT_JPEG_QUALITY = 85
+SENDER_CLOSE_S = 1.0
+
+Alert = dict[str, Any]
+
+
+class AlertGate:
+    """The debounce and cool-down rule (see the module docstring). Not thread-safe: Alerts holds a lock."""
+
+    def __init__(self, frames: int, cooldown_s: float) -> None:
+        self.frames = frames
+        self.cooldown_s = cooldown_s
+        self._alerted: set[tuple[str, int]] = set()  # grows by one per alert, not per track
+        self._last_at: dict[str, float] = {}
+
+    def due(self, source: str, track: Track, now: float) -> bool:
+        """Whether `track` of `source` raises an alert at time `now`; records it if so."""
+        if track.face.label != NO_MASK_LABEL or track.streak < self.frames or (source, track.id) in self._alerted:
+            return False
+        last = self._last_at.get(source)
+        if last is not None and now - last < self.cooldown_s:
+            return False
+        self._alerted.add((source, track.id))
+        self._last_at[source] = now
+        return True
+
+
+class Webhook:
+    """POSTs alerts as JSON to an http(s) URL, retrying connection errors, timeouts, 5xx and 429 with back-off.
+
+    Logs name only the URL's host: a webhook URL often carries a secret token.
+    """
+
+    def __init__(self, url: str, attempts: int = 4, backoff_s: float = 1.0, timeout_s: float = 5.0) -> None:
+        self.url = url
+        self.host = urlsplit(url).hostname or "?"
+        self._attempts = attempts
+        self._backoff_s = backoff_s
+        self._timeout_s = timeout_s
+        self._stop = threading.Event()
+
+    def send(self, alert: Alert) -> bool:
+        """Deliver one alert (blocking, for a worker thread); False once given up."""
+        body = json.dumps({"event": "no_mask", **alert}).encode("utf-8")
+        delay = self._backoff_s
+        for attempt in range(1, self._attempts + 1):
+            problem, retry = self._post(body)
+            if problem is None:
+                return True
+            if not retry or attempt == self._attempts:
+                break
+            log.warning("alert webhook to %s failed (%s); retry %d in %.1fs", self.host, problem, attempt, delay)
+            if self._stop.wait(delay):
+                break
+            delay *= 2
+        log.error(
+            "alert webhook to %s gave up on alert %s after %d attempts: %s", self.host, alert["id"], attempt, problem
+        )
+        return False
+
+    def stop(self) -> None:
+        """Cut short any back-off wait, so shutdown does not wait for retries."""
+        self._stop.set()
+
+    def _post(self, body: bytes) -> tuple[str | None, bool]:
+        """(None, _) on success, else (what went wrong, whether a retry may help)."""
+        request = urllib.request.Request(
+            self.url,
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/json", "User-Agent": "maskdetector"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self._timeout_s) as response:
+                response.read()
+            return None, False
+        except urllib.error.HTTPError as exc:
+            return f"HTTP {exc.code}", exc.code >= 500 or exc.code == 429
+        except (OSError, http.client.HTTPException) as exc:  # refused, unreachable, timed out, garbled reply
+            return str(getattr(exc, "reason", exc)) or type(exc).__name__, True
+
+
+class Alerts:
+    """The alert rule, the alerts log with snapshots and the optional webhook, for every source of one app."""
+
+    def __init__(self, data_dir: Path, frames: int, cooldown_s: float, webhook: Webhook | None = None) -> None:
+        self.folder = Path(data_dir) / ALERTS_DIRNAME
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot create the alerts folder {self.folder}: {exc.strerror or exc}") from None
+        self._gate = AlertGate(frames, cooldown_s)
+        self._webhook = webhook
+        self._lock = threading.Lock()
+        self._recent: deque[Alert] = deque(self._read_recent(), maxlen=RECENT)
+        self._last_id = max((int(alert.get("id", 0)) for alert in self._recent), default=0)
+        self._writer: BackgroundWorker[tuple[Alert, np.ndarray, Face]] = BackgroundWorker(
+            "alert writer", self._store, QUEUE_SIZE
+        )
+        self._sender = BackgroundWorker("alert webhook", webhook.send, QUEUE_SIZE) if webhook else None
+
+    def observe(self, source: str, frame: np.ndarray, tracks: Sequence[Track], now: float) -> list[Alert]:
+        """Apply the rule to the tracks seen in one frame of `source`; queue what the alerts raised need done."""
+        raised: list[tuple[Alert, Track]] = []
+        with self._lock:
+            for track in tracks:
+                if self._gate.due(source, track, now):
+                    alert = self._new_alert(source, track, now)
+                    self._recent.append(alert)
+                    raised.append((alert, track))
+        for alert, track in raised:
+            log.warning("no-mask alert %s at %s (track %s)", alert["id"], source, track.id)
+            self._writer.submit((alert, frame.copy(), track.face))  # the capture side may reuse its buffer
+        return [alert for alert, _ in raised]
+
+    def _new_alert(self, source: str, track: Track, now: float) -> Alert:
+        # Millisecond ids: unique and increasing across restarts without reading the whole log.
+        self._last_id = max(self._last_id + 1, int(now * 1000))
+        return {
+            "id": self._last_id,
+            "time": datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "source": source,
+            "label": track.face.label,
+            "confidence": round(track.face.confidence, 4),
+            "box": list(track.face.box),
+            "track": track.id,
+            "frames": track.streak,
+            "snapshot": f"/api/alerts/{self._last_id}/snapshot.jpg",
+        }
+
+    def recent(self, limit: int) -> list[Alert]:
+        """The last `limit` alerts, newest first."""
+        with self._lock:
+            return list(self._recent)[::-1][:limit]
+
+    def snapshot_path(self, alert_id: int) -> Path:
+        return self.folder / f"{alert_id}.jpg"
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        return self._writer.flush(timeout) and (self._sender is None or self._sender.flush(timeout))
+
+    def close(self) -> None:
+        """Finish writing the log; give the webhook a moment only: shutdown must not hang on a dead receiver."""
+        self._writer.close()
+        if self._webhook is not None and self._sender is not None:
+            self._webhook.stop()
+            self._sender.close(timeout=SENDER_CLOSE_S)
+
+    def _store(self, item: tuple[Alert, np.ndarray, Face]) -> None:
+        alert, frame, face = item
+        path = self.snapshot_path(alert["id"])
+        if not cv2.imwrite(str(path), draw_faces(frame, [face]), [cv2.IMWRITE_JPEG_QUALITY, SNAPSHOT_JPEG_QUALITY]):
+            log.error("could not write the alert snapshot %s", path)
+        with (self.folder / LOG_FILENAME).open("a", encoding="utf-8") as log_file:
+            log_file.write(json.dumps(alert) + "\n")
+        if self._sender is not None:  # after the snapshot is on disk, so the receiver can fetch it at once
+            self._sender.submit(alert)
+
+    def _read_recent(self) -> list[Alert]:
+        """The last RECENT alerts of the log, from its tail; a damaged line is skipped with a warning."""
+        path = self.folder / LOG_FILENAME
+        try:
+            with path.open("rb") as log_file:
+                size = log_file.seek(0, 2)
+                log_file.seek(max(0, size - TAIL_BYTES))
+                lines = log_file.read().decode("utf-8", errors="replace").splitlines()
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise UserError(f"cannot read the alerts log {path}: {exc.strerror or exc}") from None
+        alerts = []
+        for line in lines[1:] if size > TAIL_BYTES else lines:  # the first line of a tail may be cut
+            try:
+                alert = json.loads(line)
+            except ValueError:
+                log.warning("skipping a damaged line in %s", path)
+                continue
+            if isinstance(alert, dict) and "id" in alert:
+                alerts.append(alert)
+        return alerts[-RECENT:]

@@ -1,0 +1,30 @@
+"""TensorFlow Lite interpreters (XNNPACK on the CPU) for the BlazeFace detectors and the fast classifier path.
+
+One place chooses the interpreter (LiteRT's if installed, else the one inside TensorFlow) and its threads.
+"""
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+# Intra-op threads per interpreter: every core up to 4; a single invoke on this project's small models
+# does not speed up beyond that, and more threads only contend with the capture and encoding threads.
+TFLITE_THREADS = max(1, min(4, os.cpu_count() or 1))
+
+
+def make_interpreter(model_path: Path | None = None, model_content: bytes | None = None) -> Any:
+    """A TFLite interpreter with tensors allocated, from a .tflite file or from a model held in memory."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        import tensorflow as tf
+
+        Interpreter = tf.lite.Interpreter  # noqa: N806
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TensorFlow's deprecation notice pointing to LiteRT
+        interpreter = Interpreter(
+            model_path=str(model_path) if model_path else None, model_content=model_content, num_threads=TFLITE_THREADS
+        )
+    interpreter.allocate_tensors()
+    return interpreter

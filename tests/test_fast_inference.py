@@ -1,0 +1,83 @@
+"""The fast paths give the same answers as the slow ones: the TFLite classifier vs the Keras model, Haar on a
+shrunk frame vs the full frame, and the settings that choose the classifier backend."""
+
+import numpy as np
+import pytest
+
+from maskdetector.classification import MaskClassifier
+from maskdetector.config import DEFAULT_MODEL_PATH, HOLDOUT_PERCENT
+from maskdetector.datasets import load_scene_crops
+from maskdetector.detection import box_iou, create_detector, resized
+from maskdetector.errors import ModelError, UserError
+from maskdetector.preprocessing import read_image
+from maskdetector.service import build_analyzer
+from maskdetector.settings import resolve
+
+PHOTO = "maksssksksss128"  # one large frontal face the default cascade finds
+
+
+@pytest.fixture(scope="module")
+def committed_model() -> tuple[MaskClassifier, MaskClassifier]:
+    if not DEFAULT_MODEL_PATH.is_file():
+        pytest.skip("no committed model")
+    return MaskClassifier.load(DEFAULT_MODEL_PATH, "tflite"), MaskClassifier.load(DEFAULT_MODEL_PATH, "keras")
+
+
+def test_tflite_gives_the_keras_probabilities_for_any_batch_size(untrained_model):
+    fast, reference = MaskClassifier.load(untrained_model), MaskClassifier.load(untrained_model, "keras")
+    assert fast.backend == "tflite" and reference.backend == "keras"
+    images = np.random.default_rng(0).integers(0, 256, (7, 100, 100, 3)).astype(np.float32)
+    for n in (1, 3, 1, 7, 0):  # the interpreter is resized whenever the face count changes
+        np.testing.assert_allclose(fast.predict_batch(images[:n]), reference.predict_batch(images[:n]), atol=1e-5)
+    assert fast.predict_batch(images[:0]).shape == (0, 2)
+
+
+def test_tflite_agrees_with_keras_on_real_scenes_dev_crops(committed_model, shared_datasets):
+    fast, reference = committed_model
+    crops = load_scene_crops(
+        shared_datasets / "scenes-dev", fast.class_names, holdout=True, holdout_percent=HOLDOUT_PERCENT, min_side=32
+    )
+    assert len(crops) > 100
+    fast_probs = fast.predict_batch(crops.images.astype(np.float32))
+    reference_probs = reference.predict_batch(crops.images.astype(np.float32))
+    np.testing.assert_array_equal(fast_probs.argmax(axis=1), reference_probs.argmax(axis=1))
+    assert np.abs(fast_probs - reference_probs).max() < 1e-4
+    one = crops.images[:1].astype(np.float32)  # batch 1, the live stream's usual case
+    np.testing.assert_allclose(fast.predict_batch(one), reference.predict_batch(one), atol=1e-4)
+
+
+def test_unknown_backend_is_refused(untrained_model):
+    with pytest.raises(ModelError, match="unknown classifier backend 'onnx'"):
+        MaskClassifier.load(untrained_model, "onnx")
+    with pytest.raises(UserError, match="backend must be one of tflite, keras"):
+        resolve({"BACKEND": "onnx"}, {})
+
+
+def test_backend_setting_reaches_the_classifier(untrained_model):
+    settings = resolve({"MODEL": str(untrained_model), "DETECTOR": "haar"}, {"MASKDETECTOR_BACKEND": "keras"})
+    analyzer = build_analyzer(settings)
+    assert analyzer.classifier._classifier.backend == "keras"
+    assert resolve({}, {})["BACKEND"] == "tflite"
+
+
+@pytest.mark.parametrize("name", ["haar", "haar-multi"])
+def test_haar_on_a_shrunk_frame_finds_the_same_faces_in_frame_coordinates(shared_datasets, name):
+    photo = read_image(shared_datasets / "scenes-dev" / "images" / f"{PHOTO}.png")
+    frame = resized(photo, 1280 / photo.shape[1])  # a large frame: searched at a quarter of its width
+    full = create_detector(name, min_face_size=24, detect_width=None).detect(frame)
+    shrunk = create_detector(name, min_face_size=24, detect_width=320).detect(frame)
+    assert full and shrunk
+    height, width = frame.shape[:2]
+    for x, y, w, h in shrunk:
+        assert x >= 0 and y >= 0 and x + w <= width and y + h <= height
+    for box in full:  # every face of the full frame is found again, at the same place
+        assert max(box_iou(box, found) for found in shrunk) > 0.6
+    assert max(w for _, _, w, _ in shrunk) > 320 / 2  # the face is large in frame pixels, not in the shrunk ones
+
+
+def test_frames_narrower_than_detect_width_are_searched_as_they_are(shared_datasets):
+    photo = read_image(shared_datasets / "scenes-dev" / "images" / f"{PHOTO}.png")
+    narrow = resized(photo, 300 / photo.shape[1])
+    assert create_detector("haar", detect_width=320).detect(narrow) == create_detector(
+        "haar", detect_width=None
+    ).detect(narrow)
