@@ -38,7 +38,7 @@ import cv2  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from maskdetector.annotation import annotate  # noqa: E402
+from maskdetector.annotation import annotate, encode_jpeg  # noqa: E402
 from maskdetector.batch import Frame, VideoInput, analyse_in_order  # noqa: E402
 from maskdetector.classification import MaskClassifier, read_labels  # noqa: E402
 from maskdetector.config import DEFAULT_MODEL_PATH  # noqa: E402
@@ -46,7 +46,6 @@ from maskdetector.datasets import load_scene_annotations, load_scene_crops  # no
 from maskdetector.detection import HaarDetector, create_detector, default_cascade_path  # noqa: E402
 from maskdetector.pipeline import Face, FrameAnalyzer  # noqa: E402
 from maskdetector.preprocessing import crop_face, faces_to_batch, read_image  # noqa: E402
-from maskdetector.streaming import encode_jpeg  # noqa: E402
 
 WIDTH, HEIGHT, FPS = 640, 480, 30
 JPEG_QUALITY = 80  # the app's default

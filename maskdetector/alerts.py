@@ -24,10 +24,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import cv2
 import numpy as np
 
-from maskdetector.annotation import draw_faces
+from maskdetector.annotation import draw_faces, encode_jpeg
 from maskdetector.errors import UserError
 from maskdetector.pipeline import Face
 from maskdetector.tracking import Track
@@ -192,8 +191,10 @@ class Alerts:
     def _store(self, item: tuple[Alert, np.ndarray, Face]) -> None:
         alert, frame, face = item
         path = self.snapshot_path(alert["id"])
-        if not cv2.imwrite(str(path), draw_faces(frame, [face]), [cv2.IMWRITE_JPEG_QUALITY, SNAPSHOT_JPEG_QUALITY]):
-            log.error("could not write the alert snapshot %s", path)
+        try:  # bytes written by Python, not cv2.imwrite: that fails on non-ASCII data folders
+            path.write_bytes(encode_jpeg(draw_faces(frame, [face]), SNAPSHOT_JPEG_QUALITY))
+        except (OSError, ValueError) as exc:
+            log.error("could not write the alert snapshot %s: %s", path, exc)
         with (self.folder / LOG_FILENAME).open("a", encoding="utf-8") as log_file:
             log_file.write(json.dumps(alert) + "\n")
         if self._sender is not None:  # after the snapshot is on disk, so the receiver can fetch it at once

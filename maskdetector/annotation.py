@@ -1,4 +1,5 @@
-"""Drawing results onto frames: class-coloured boxes with "Mask 98%" labels, a status line, placeholders.
+"""Drawing results onto frames: class-coloured boxes with "Mask 98%" labels, a status line, placeholders;
+and the one JPEG encoder for streams and snapshots.
 
 Pure functions on numpy arrays (the input frame is never modified), so they are easy to test and reuse.
 """
@@ -71,3 +72,10 @@ def placeholder_frame(message: str, size: tuple[int, int] = PLACEHOLDER_SIZE) ->
         cv2.putText(out, line, ((width - tw) // 2, y), FONT, scale, (230, 230, 230), 1, cv2.LINE_AA)
         y += step
     return out
+
+
+def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    return data.tobytes()

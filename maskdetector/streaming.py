@@ -21,10 +21,9 @@ from collections import Counter
 from collections.abc import Callable, Generator
 from typing import Protocol
 
-import cv2
 import numpy as np
 
-from maskdetector.annotation import PLACEHOLDER_SIZE, annotate, placeholder_frame
+from maskdetector.annotation import PLACEHOLDER_SIZE, annotate, encode_jpeg, placeholder_frame
 from maskdetector.capture import FrameSource, SourceEnded, SourceError
 from maskdetector.config import CLASS_DISPLAY
 from maskdetector.pipeline import Face, count_labels
@@ -59,13 +58,6 @@ def smoothed_rate(rate: float, interval: float) -> float:
     """An exponential moving average of events per second, updated with the latest interval."""
     latest = 1.0 / interval
     return latest if rate == 0 else 0.9 * rate + 0.1 * latest
-
-
-def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
-    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    if not ok:
-        raise ValueError("JPEG encoding failed")
-    return data.tobytes()
 
 
 class LatestFrameAnalysis:
