@@ -55,9 +55,12 @@ class Analyzer(Protocol):
 
 
 def smoothed_rate(rate: float, interval: float) -> float:
-    """An exponential moving average of events per second, updated with the latest interval."""
-    latest = 1.0 / interval
-    return latest if rate == 0 else 0.9 * rate + 0.1 * latest
+    """Events per second from an exponential moving average of the intervals between them (averaging 1/interval
+    instead lets two events in quick succession, such as two analyses of frames that queued up, read as
+    thousands per second)."""
+    if rate == 0:
+        return 1.0 / interval
+    return 1.0 / (0.9 / rate + 0.1 * interval)
 
 
 class LatestFrameAnalysis:

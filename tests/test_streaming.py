@@ -11,7 +11,7 @@ from maskdetector.annotation import annotate, draw_faces, placeholder_frame
 from maskdetector.capture import SourceEnded
 from maskdetector.config import CLASS_DISPLAY
 from maskdetector.pipeline import Face
-from maskdetector.streaming import StreamHub
+from maskdetector.streaming import StreamHub, smoothed_rate
 
 
 def make_hub(camera: FakeCamera, analyzer: CountingAnalyzer | None = None, **options: float) -> StreamHub:
@@ -183,3 +183,11 @@ def test_placeholder_frame_has_requested_size():
     image = placeholder_frame("No camera: " + "very long reason " * 10, (240, 320))
     assert image.shape == (240, 320, 3) and image.dtype == np.uint8
     assert image.max() > image.min()  # the message is drawn
+
+
+def test_rate_of_uneven_events_is_their_average_rate():
+    """Analyses that finish in pairs (one quick, one after a long wait) still read as the frames per second done."""
+    rate = 0.0
+    for interval in [0.0005, 0.0662] * 200:  # 2 frames per 66.7 ms = 30 per second
+        rate = smoothed_rate(rate, interval)
+    assert rate == pytest.approx(30.0, rel=0.1)
