@@ -12,14 +12,20 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Protocol
 
 from maskdetector.annotation import draw_faces
-from maskdetector.batch import AnnotatedWriter, Frame, Input, Progress, analyse_in_order, plan_inputs
+from maskdetector.batch import AnnotatedWriter, Frame, Input, Progress, VideoInput, analyse_in_order, plan_inputs
 from maskdetector.cli import OneLineParser, add_analyzer_options, set_settings_defaults, settings_from_args
 from maskdetector.errors import UserError
 from maskdetector.pipeline import Face
 from maskdetector.settings import ENV_PREFIX, validate
 from maskdetector.streaming import Analyzer
+
+
+class FileAnalyzer(Analyzer, Protocol):
+    def for_video(self) -> Analyzer:
+        """An analyzer for one video's consecutive frames (it may follow faces between detections)."""
 
 
 def parse_args(argv: list[str] | None, environ: dict[str, str]) -> tuple[argparse.Namespace, dict[str, object]]:
@@ -49,7 +55,7 @@ def parse_args(argv: list[str] | None, environ: dict[str, str]) -> tuple[argpars
 
 
 def run(
-    inputs: list[Input], analyzer: Analyzer, writer: AnnotatedWriter | None, as_json: bool, progress: Progress
+    inputs: list[Input], analyzer: FileAnalyzer, writer: AnnotatedWriter | None, as_json: bool, progress: Progress
 ) -> int:
     """Analyse every frame of every input in order, decoding, analysis and output overlapped (batch.analyse_in_order);
     returns the number of frames processed.
@@ -78,7 +84,8 @@ def run(
             bar = total is None or total > 1  # folders and videos, not single images
             if bar:
                 progress.start(item.name, total)
-            analyse_in_order(item.frames(), analyzer.analyze, emit)
+            frame_analyzer = analyzer.for_video() if isinstance(item, VideoInput) else analyzer
+            analyse_in_order(item.frames(), frame_analyzer.analyze, emit)
             if bar:
                 progress.finish()
     except KeyboardInterrupt:

@@ -51,6 +51,13 @@ def add_analyzer_options(parser: argparse.ArgumentParser, extra_detectors: tuple
     add("--min-neighbors", type=int, help="haar/haar-multi: detections needed to accept a face (default %(default)s)")
     add("--min-face-size", type=int, help="smallest face to detect, in pixels (default %(default)s)")
     add(
+        "--redetect-every",
+        type=int,
+        metavar="N",
+        help="video and live streams: run the detector on every Nth frame and follow the faces in between; "
+        "1 = on every frame (default %(default)s)",
+    )
+    add(
         "--min-confidence",
         type=float,
         help="mtcnn/blazeface: lowest face score to accept, 0-1; 0 = the detector's own default (default %(default)s)",

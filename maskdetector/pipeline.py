@@ -11,6 +11,7 @@ import numpy as np
 
 from maskdetector.config import FACE_MARGIN
 from maskdetector.detection import FaceDetector
+from maskdetector.motion import FaceFollower
 from maskdetector.preprocessing import Box, crop_face
 
 if TYPE_CHECKING:  # importing classification at run time would pull in Keras for users of Face alone
@@ -31,10 +32,20 @@ class Classifier(Protocol):
 class FrameAnalyzer:
     """Detector plus classifier; crops use the same margin as training crops so inputs look alike."""
 
-    def __init__(self, detector: FaceDetector, classifier: Classifier, margin: float = FACE_MARGIN) -> None:
+    def __init__(
+        self, detector: FaceDetector, classifier: Classifier, margin: float = FACE_MARGIN, redetect_every: int = 1
+    ) -> None:
         self.detector = detector
         self.classifier = classifier
         self.margin = margin
+        self.redetect_every = redetect_every
+
+    def for_video(self) -> FrameAnalyzer:
+        """An analyzer for one video stream's consecutive frames: it runs the detector on every
+        `redetect_every`-th frame and follows the faces in between. It keeps state: one per stream."""
+        if self.redetect_every == 1:
+            return self
+        return FrameAnalyzer(FaceFollower(self.detector, self.redetect_every), self.classifier, self.margin)
 
     def analyze(self, frame_bgr: np.ndarray) -> list[Face]:
         boxes = self.detector.detect(frame_bgr)

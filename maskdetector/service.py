@@ -58,13 +58,15 @@ def detector_from_settings(settings: Mapping[str, object], name: str | None = No
 def build_analyzer(settings: Mapping[str, object]) -> FrameAnalyzer:
     """Detector and classifier from DETECTOR, its settings (CASCADE, SCALE_FACTOR, MIN_NEIGHBORS, MIN_FACE_SIZE,
     MIN_CONFIDENCE; each detector takes the ones that apply to it) and MODEL run by BACKEND, safe to share
-    between threads.
+    between threads; its for_video() follows faces between detections every REDETECT_EVERY frames.
     The detector is built first: it fails fast on bad settings, the model load takes seconds.
     Raises UserError/ModelError.
     """
     detector = detector_from_settings(settings)
     classifier = MaskClassifier.load(str(settings["MODEL"]), str(settings["BACKEND"]))
-    return FrameAnalyzer(LockedDetector(detector), LockedClassifier(classifier))
+    return FrameAnalyzer(
+        LockedDetector(detector), LockedClassifier(classifier), redetect_every=int(settings["REDETECT_EVERY"])
+    )
 
 
 class WholeImageAnalyzer:
@@ -77,6 +79,9 @@ class WholeImageAnalyzer:
         (prediction,) = self.classifier.classify([frame_bgr])
         height, width = frame_bgr.shape[:2]
         return [Face((0, 0, width, height), prediction.label, prediction.confidence)]
+
+    def for_video(self) -> "WholeImageAnalyzer":
+        return self  # nothing to follow between frames
 
 
 def face_record(face: Face) -> dict[str, Any]:

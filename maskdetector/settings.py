@@ -25,6 +25,7 @@ DEFAULTS: dict[str, object] = {
     "MIN_NEIGHBORS": 5,
     "MIN_FACE_SIZE": 24,  # faces of 24-40 px are common in photos; 40 cost Haar and BlazeFace recall
     "MIN_CONFIDENCE": 0.0,  # 0: the detector's own (mtcnn 0.9, blazeface 0.3, blazeface-fast 0.5); Haar has none
+    "REDETECT_EVERY": 3,  # video: faces are followed between detector runs (motion.py); 1 = detect on every frame
     "MIRROR": False,
     "LOOP": False,
     "JPEG_QUALITY": 80,
@@ -79,6 +80,7 @@ def validate(settings: Mapping[str, object]) -> None:
         (settings["MIN_NEIGHBORS"] >= 0, "min neighbors must be 0 or more"),
         (settings["MIN_FACE_SIZE"] >= 1, "min face size must be at least 1 pixel"),
         (0.0 <= settings["MIN_CONFIDENCE"] < 1.0, "min confidence must be from 0 up to (not including) 1"),
+        (settings["REDETECT_EVERY"] >= 1, "redetect every must be at least 1 (1 = detect on every frame)"),
         (settings["BACKEND"] in CLASSIFIER_BACKENDS, f"backend must be one of {', '.join(CLASSIFIER_BACKENDS)}"),
         (1 <= settings["JPEG_QUALITY"] <= 100, "JPEG quality must be between 1 and 100"),
         (settings["IDLE_TIMEOUT"] >= 0, "idle timeout must be 0 or more seconds"),

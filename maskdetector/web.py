@@ -104,7 +104,7 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
         monitor = SourceMonitor(name, history, alerts)
         hub = StreamHub(
             factory,
-            analyzer,
+            analyzer.for_video(),
             label,
             jpeg_quality=int(settings["JPEG_QUALITY"]),
             idle_timeout=float(settings["IDLE_TIMEOUT"]),

@@ -36,6 +36,9 @@ class WalkingPeople:
         x = 10 if (n // self._every) % 2 == 0 else 70
         return [Face((x, 10, 40, 40), "without_mask", 0.9)]
 
+    def for_video(self) -> "WalkingPeople":
+        return self  # frames are counted per capture thread already
+
 
 @pytest.fixture
 def make_app(monkeypatch):
