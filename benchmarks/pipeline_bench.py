@@ -32,6 +32,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -46,6 +47,7 @@ from maskdetector.classification import MaskClassifier, read_labels  # noqa: E40
 from maskdetector.config import DEFAULT_MODEL_PATH  # noqa: E402
 from maskdetector.datasets import load_scene_annotations, load_scene_crops  # noqa: E402
 from maskdetector.detection import HaarDetector, create_detector, default_cascade_path, greedy_match  # noqa: E402
+from maskdetector.motion import FaceFollower  # noqa: E402
 from maskdetector.pipeline import Face, FrameAnalyzer  # noqa: E402
 from maskdetector.preprocessing import Box, crop_face, faces_to_batch, read_image  # noqa: E402
 from maskdetector.settings import DEFAULTS  # noqa: E402
@@ -138,6 +140,21 @@ class Run:
     @property
     def fps(self) -> float:
         return len(self.finished) / (self.finished[-1] - self.started)
+
+
+def follow_ms(clip: Path, truth: list[list[Box]]) -> float:
+    """Milliseconds per face to place the clip's annotated faces on each next frame by template matching."""
+    frames = [f.image for f in decoded(clip)]
+    elapsed, faces = 0.0, 0
+    for start in range(0, len(frames), FPS):  # one photo at a time: the detector "finds" its annotated faces
+        boxes = [tuple(round(v) for v in box) for box in truth[start]]
+        follower = FaceFollower(SimpleNamespace(detect=lambda frame, boxes=boxes: list(boxes)), FPS)
+        follower.detect(frames[start])
+        for frame in frames[start + 1 : start + FPS]:
+            started = time.perf_counter()
+            faces += len(follower.detect(frame))
+            elapsed += time.perf_counter() - started
+    return 1000 * elapsed / max(faces, 1)
 
 
 def naive_loop(clip: Path, truth: list[list[Box]], model: keras.Model, class_names: list[str]) -> Run:
@@ -301,7 +318,10 @@ def main() -> None:
     def per_frame(fn: Callable[[np.ndarray], object]) -> Callable[[], object]:
         return lambda: [fn(image) for image in images]
 
-    print(f"\nsteps, ms per frame (mean over {len(images)} frames spread over the clip) or per face (median):")
+    print(
+        f"\nsteps, ms per frame (mean over {len(images)} frames spread over the clip) or per face "
+        "(classifier: median; following: mean):"
+    )
     frame_steps = {
         "Haar, full 640x480 grey frame": cascade_full.detect,
         f"Haar, frame shrunk to {HaarDetector.DETECT_WIDTH} px wide": cascade_small.detect,
@@ -321,8 +341,9 @@ def main() -> None:
         ),
         "classifier per face, TFLite XNNPACK (--backend tflite)": median_ms(lambda: fast.predict_batch(one), 100),
     }
+    steps["following a face between detector runs, per face (motion.py)"] = follow_ms(clip, truth)
     for name, ms in steps.items():
-        print(f"  {name:<66}{ms:8.1f}")
+        print(f"  {name:<66}{ms:8.2f}")
     print(f"  TFLite conversion of the .keras model at load time: {conversion_s:.1f} s")
     every = 10 if args.quick else 1
     crops = np.concatenate(
