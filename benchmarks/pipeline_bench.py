@@ -17,6 +17,8 @@ photo per second, each slowly zooming and panning so the faces move. Then, all o
 3. the live app (app.py --source clip.mp4 --loop) with 1 and then 10 concurrent /video_feed clients: the server
    process's CPU time (utime + stime from /proc), the frames per second each client receives, and the
    stream's and the analysis's own rates from /api/stats.
+Last, the TFLite classifier's ms per face once more: sampled between all the passes above, since this machine's
+speed drifts within a run (median of the samples and their range).
 """
 
 import argparse
@@ -341,6 +343,14 @@ def main() -> None:
         ),
         "classifier per face, TFLite XNNPACK (--backend tflite)": median_ms(lambda: fast.predict_batch(one), 100),
     }
+
+    # This machine's speed drifts by tens of percent within a minute, so the TFLite figure is also sampled
+    # between the passes below and summarised at the end (median of the samples and their range).
+    samples = [steps["classifier per face, TFLite XNNPACK (--backend tflite)"]]
+
+    def sample_classifier() -> None:
+        samples.append(median_ms(lambda: fast.predict_batch(one), 50))
+
     steps["following a face between detector runs, per face (motion.py)"] = follow_ms(clip, truth)
     for name, ms in steps.items():
         print(f"  {name:<66}{ms:8.2f}")
@@ -365,6 +375,7 @@ def main() -> None:
     print(header)
     naive = naive_loop(clip, truth, model, class_names)
     print(naive.row("(a) naive: Haar full frame, model.predict per face", None), flush=True)
+    sample_classifier()
     small = HaarDetector.DETECT_WIDTH
     sparse = f"detector on 1 frame in {REDETECT_EVERY}"
     variants = [
@@ -382,6 +393,7 @@ def main() -> None:
         analyzer = FrameAnalyzer(detector, classifier, redetect_every=redetect_every)
         run = project_pass(clip, truth, analyzer, overlapped)
         print(run.row(name, naive), flush=True)
+        sample_classifier()
 
     # 3. the live app
     for detector in args.live_detectors:
@@ -396,6 +408,12 @@ def main() -> None:
                 f"{stats['fps']:>12.1f}{stats.get('analysis_fps', 0.0):>14.1f}"
             )
         print(f"  CPU with 10 viewers / with 1 viewer: {results[1]['cpu'] / results[0]['cpu']:.2f}x")
+        sample_classifier()
+
+    print(
+        f"\nclassifier per face, TFLite, batch 1, sampled {len(samples)} times through the run (median of 50 calls "
+        f"each): median {statistics.median(samples):.2f} ms, range {min(samples):.2f}-{max(samples):.2f} ms"
+    )
 
 
 if __name__ == "__main__":
