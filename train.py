@@ -40,12 +40,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="class weighting within each data source: 1 balances the classes fully, 0 not at all (default 0.5)",
     )
     parser.add_argument(
-        "--recolour-masks",
-        type=float,
-        default=0.5,
-        help="share of training images whose pale-blue mask is painted a random colour, 0 = off (default 0.5)",
-    )
-    parser.add_argument(
         "--holdout-percent", type=int, default=HOLDOUT_PERCENT, help="share of --scenes images never trained on"
     )
     parser.add_argument(
@@ -61,8 +55,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if not 0 <= args.balance_power <= 1:
         parser.error("--balance-power must be in 0..1")
-    if not 0 <= args.recolour_masks <= 1:
-        parser.error("--recolour-masks must be in 0..1")
     if not 0 <= args.holdout_percent < 100:
         parser.error("--holdout-percent must be in 0..99")
     return args
@@ -92,7 +84,6 @@ def main(argv: list[str] | None = None) -> int:
             holdout_percent=args.holdout_percent,
             init_model=args.init_model,
             balance_power=args.balance_power,
-            recolour_masks=args.recolour_masks,
             verbose=1 if sys.stdout.isatty() else 2,
         )
         metrics = training.train(config)

@@ -35,7 +35,6 @@ from maskdetector.datasets import LabelledFaces, concatenate, load_image_folder,
 from maskdetector.errors import UserError
 from maskdetector.evaluation import format_scores, plot_confusion_matrix, plot_training_curves, score
 from maskdetector.model import build_model
-from maskdetector.recolouring import MASKED_CLASS, mask_regions, recolour
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +59,6 @@ class TrainingConfig:
     holdout_percent: int = HOLDOUT_PERCENT
     balance_power: float = 0.5  # see balancing_weights
     scene_min_side: int = 16  # smaller scene faces are too blurry to teach anything
-    recolour_masks: float = 0.5  # share of training batches' pale-blue masks painted another colour (recolouring)
     init_model: Path | None = None  # start from this model's weights (fine-tune / continue) instead of random
     verbose: int | str = "auto"
     extra_info: dict = field(default_factory=dict)
@@ -148,42 +146,17 @@ def make_dataset(
     *,
     augment: bool,
     weights: np.ndarray | None = None,
-    regions: np.ndarray | None = None,
 ) -> tf.data.Dataset:
-    """Decoded images already sit in memory; batches are augmented in parallel and prefetched.
-
-    With `regions` (recolouring.mask_regions) and augmentation on, masks are recoloured before the geometric
-    augmentation, so the regions still line up with the faces.
-    """
-    features = images if regions is None else (images, regions)
-    columns = (features, keras.utils.to_categorical(labels, n_classes))
+    """Decoded images already sit in memory; batches are augmented in parallel and prefetched."""
+    columns = (images, keras.utils.to_categorical(labels, n_classes))
     ds = tf.data.Dataset.from_tensor_slices(columns if weights is None else (*columns, weights))
     if augment:
         ds = ds.shuffle(len(images), seed=config.seed, reshuffle_each_iteration=True)
-    augmentation = build_augmentation(config.seed) if augment else None
-
-    def prepare(features: tf.Tensor | tuple, *rest: tf.Tensor) -> tuple:
-        x, mask = features if regions is not None else (features, None)
-        x = tf.cast(x, tf.float32)
-        if augmentation is not None:
-            if mask is not None:
-                x = recolour(x, mask, config.recolour_masks, config.seed)
-            x = augmentation(x, training=True)
-        return (x, *rest)
-
-    return ds.batch(config.batch_size).map(prepare, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
-
-
-def recolouring_regions(data: LabelledFaces, idx: np.ndarray, config: TrainingConfig) -> np.ndarray | None:
-    """Mask regions of the selected `with_mask` images (zeros for the other classes), or None if not wanted."""
-    if config.recolour_masks <= 0 or MASKED_CLASS not in data.class_names:
-        return None
-    regions = np.zeros((len(idx), *data.images.shape[1:3], 1), np.uint8)
-    masked = data.labels[idx] == data.class_names.index(MASKED_CLASS)
-    regions[masked] = mask_regions(data.images[idx][masked])
-    found = int(regions.any(axis=(1, 2, 3)).sum())
-    log.info("recolouring: a pale-blue mask found on %d of %d masked training images", found, masked.sum())
-    return regions
+    ds = ds.batch(config.batch_size).map(lambda x, *rest: (tf.cast(x, tf.float32), *rest), num_parallel_calls=AUTOTUNE)
+    if augment:
+        augmentation = build_augmentation(config.seed)
+        ds = ds.map(lambda x, *rest: (augmentation(x, training=True), *rest), num_parallel_calls=AUTOTUNE)
+    return ds.prefetch(AUTOTUNE)
 
 
 def balancing_weights(labels: np.ndarray, sources: np.ndarray, power: float = 1.0) -> np.ndarray:
@@ -227,13 +200,7 @@ def train(config: TrainingConfig) -> dict:
     train_idx, val_idx = parts["train"], parts["validation"]
     weights = balancing_weights(data.labels[train_idx], np.array(data.sources)[train_idx], config.balance_power)
     train_ds = make_dataset(
-        data.images[train_idx],
-        data.labels[train_idx],
-        len(names),
-        config,
-        augment=True,
-        weights=weights,
-        regions=recolouring_regions(data, train_idx, config),
+        data.images[train_idx], data.labels[train_idx], len(names), config, augment=True, weights=weights
     )
     val_ds = make_dataset(data.images[val_idx], data.labels[val_idx], len(names), config, augment=False)
 
@@ -315,7 +282,6 @@ def train(config: TrainingConfig) -> dict:
             "learning_rate": config.learning_rate,
             "init_model": str(config.init_model) if config.init_model else None,
             "balance_power": config.balance_power,
-            "recolour_masks": config.recolour_masks,
             "environment": {
                 "tensorflow": tf.__version__,
                 "keras": keras.__version__,
