@@ -344,8 +344,8 @@ def main() -> None:
         "classifier per face, TFLite XNNPACK (--backend tflite)": median_ms(lambda: fast.predict_batch(one), 100),
     }
 
-    # This machine's speed drifts by tens of percent within a minute, so the TFLite figure is also sampled
-    # between the passes below and summarised at the end (median of the samples and their range).
+    # This machine's speed drifts by tens of percent within a minute, so the TFLite figure above is the first of
+    # several samples taken between the passes below and summarised at the end (their median and range).
     samples = [steps["classifier per face, TFLite XNNPACK (--backend tflite)"]]
 
     def sample_classifier() -> None:
@@ -411,8 +411,9 @@ def main() -> None:
         sample_classifier()
 
     print(
-        f"\nclassifier per face, TFLite, batch 1, sampled {len(samples)} times through the run (median of 50 calls "
-        f"each): median {statistics.median(samples):.2f} ms, range {min(samples):.2f}-{max(samples):.2f} ms"
+        f"\nclassifier per face, TFLite, batch 1, sampled {len(samples)} times through the run (each the median of "
+        f"50 calls, the first of 100): median {statistics.median(samples):.2f} ms, "
+        f"range {min(samples):.2f}-{max(samples):.2f} ms"
     )
 
 
