@@ -28,3 +28,47 @@ def build_model(n_classes: int) -> keras.Model:
         ],
         name="mask_cnn",
     )
+
+
+def used_input_size(model: keras.Model) -> tuple[int, int]:
+    """Height and width of the top-left part of the input that can reach the output.
+
+    Valid convolutions and 2x2 pooling drop the last row and column whenever a size is odd: the design's 47x47
+    conv2 output pools to 23x23, so its last row and column are never used, and with them the input's last two
+    rows and columns (100x100 -> 98x98, 8% less arithmetic, the same output). Any layer this function does
+    not know about makes it answer the whole input.
+    """
+    if not isinstance(model, keras.Sequential):
+        return tuple(model.input_shape[1:3])
+    size = list(model.input_shape[1:3])
+    stages: list[tuple[tuple[int, int], tuple[int, int]]] = []  # (window, stride) of each spatial layer
+    for layer in model.layers:
+        if isinstance(layer, layers.Flatten):
+            break
+        if isinstance(layer, (layers.Rescaling, layers.Dropout, layers.Activation, layers.ReLU)):
+            continue
+        if isinstance(layer, layers.Conv2D) and layer.padding == "valid" and tuple(layer.dilation_rate) == (1, 1):
+            window, stride = tuple(layer.kernel_size), tuple(layer.strides)
+        elif isinstance(layer, layers.MaxPooling2D) and layer.padding == "valid":
+            window, stride = tuple(layer.pool_size), tuple(layer.strides)
+        else:
+            return tuple(model.input_shape[1:3])
+        stages.append((window, stride))
+        size = [(n - k) // s + 1 for n, k, s in zip(size, window, stride, strict=True)]
+    else:
+        return tuple(model.input_shape[1:3])  # no Flatten: the output keeps a spatial layout
+    for window, stride in reversed(stages):
+        size = [(n - 1) * s + k for n, k, s in zip(size, window, stride, strict=True)]
+    return size[0], size[1]
+
+
+def with_input_size(model: keras.Sequential, size: tuple[int, int]) -> keras.Sequential:
+    """The same layers and weights on a different input size (see used_input_size)."""
+    channels = model.input_shape[-1]
+    clone = keras.Sequential(
+        [keras.Input(shape=(*size, channels))]
+        + [layer.__class__.from_config(layer.get_config()) for layer in model.layers],
+        name=model.name,
+    )
+    clone.set_weights(model.get_weights())
+    return clone

@@ -32,6 +32,27 @@ def test_tflite_gives_the_keras_probabilities_for_any_batch_size(untrained_model
     assert fast.predict_batch(images[:0]).shape == (0, 2)
 
 
+def test_only_the_input_pixels_that_reach_the_output_are_fed_to_tflite():
+    import keras
+    from keras import layers
+
+    from maskdetector.model import build_model, used_input_size
+
+    model = build_model(2)
+    assert used_input_size(model) == (98, 98)  # 47x47 conv2 output pools to 23x23: its last row/column is unused
+    images = np.random.default_rng(1).integers(0, 256, (2, 100, 100, 3)).astype(np.float32)
+    changed = images.copy()
+    changed[:, 98:, :, :] = 0
+    changed[:, :, 98:, :] = 255
+    np.testing.assert_array_equal(model(images), model(changed))  # so dropping them is exact
+    changed[:, 97, 0, :] += 50
+    assert not np.array_equal(model(images), model(changed))  # and 98 is the smallest exact size
+    even = keras.Sequential([keras.Input((8, 8, 3)), layers.Conv2D(2, 3), layers.MaxPooling2D(2), layers.Flatten()])
+    assert used_input_size(even) == (8, 8)  # 6x6 pools to 3x3: every pixel counts
+    same = keras.Sequential([keras.Input((9, 9, 3)), layers.Conv2D(2, 3, padding="same"), layers.Flatten()])
+    assert used_input_size(same) == (9, 9)  # not a layer it reasons about: the whole input
+
+
 def test_tflite_agrees_with_keras_on_real_scenes_dev_crops(committed_model, shared_datasets):
     fast, reference = committed_model
     crops = load_scene_crops(
