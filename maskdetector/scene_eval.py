@@ -68,7 +68,7 @@ class Counts:
             "label_accuracy": self.label_accuracy,
             "end_to_end_recall": self.end_to_end,
         }
-        return {**asdict(self), **{k: round(v, 4) for k, v in rates.items()}}
+        return {**asdict(self), **rates}  # unrounded: rounding here and again when printing misreports
 
 
 def score_image(

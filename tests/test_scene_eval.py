@@ -150,10 +150,16 @@ def test_evaluate_command_prints_and_writes_the_metrics(evaluate, scenes, tmp_pa
     rows = {(r["images"], r["subset"], r["iou"]): r for r in report["detectors"]["fake"]["rows"]}
     every = rows[("all", "all", 0.3)]
     assert (every["faces"], every["found"], every["detections"], every["true_detections"]) == (3, 1, 2, 1)
-    assert (every["recall"], every["precision"], every["label_accuracy"]) == (0.3333, 0.5, 1.0)
+    assert (every["recall"], every["precision"], every["label_accuracy"]) == (pytest.approx(1 / 3), 0.5, 1.0)
     large = rows[("all", ">=32px", 0.5)]
     assert (large["faces"], large["recall"], large["end_to_end_recall"]) == (2, 0.5, 0.5)
     assert {r["images"] for r in rows.values()} == {"all", "held-out"}
+
+
+def test_printed_rates_are_rounded_once(evaluate):
+    # 480 of 505 is 0.950495: rounding to 4 places first (0.9505) and then to 3 printed 0.951
+    row = {"images": "all", "subset": "all", "iou": 0.3, **Counts(faces=505, labelled=505, correct=480).summary()}
+    assert "0.950" in evaluate.format_rows([row]).splitlines()[1]
 
 
 def test_evaluate_holdout_only_and_errors(evaluate, scenes, tmp_path, capsys):
