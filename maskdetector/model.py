@@ -35,7 +35,7 @@ def used_input_size(model: keras.Model) -> tuple[int, int]:
 
     Valid convolutions and 2x2 pooling drop the last row and column whenever a size is odd: the design's 47x47
     conv2 output pools to 23x23, so its last row and column are never used, and with them the input's last two
-    rows and columns (100x100 -> 98x98, 8% less arithmetic, the same output). Any layer this function does
+    rows and columns (100x100 -> 98x98, 4% less arithmetic, the same output). Any layer this function does
     not know about makes it answer the whole input.
     """
     if not isinstance(model, keras.Sequential):
