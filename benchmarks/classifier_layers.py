@@ -13,7 +13,6 @@ convolution runs to the CPU's peak.
 import argparse
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from pipeline_bench import median_ms  # noqa: E402  (this script's folder is on sys.path)
 
 from maskdetector.classification import to_tflite  # noqa: E402
 from maskdetector.config import DEFAULT_MODEL_PATH  # noqa: E402
@@ -62,19 +62,10 @@ def main() -> None:
     graphs = {layer.name: invoker(keras.Model(trimmed.inputs, layer.output), fed) for layer in timed}
     graphs["whole"] = invoker(model, image)
 
-    def median_of_calls(run: Callable[[], None]) -> float:
-        run()  # warm-up
-        times = []
-        for _ in range(args.calls):
-            started = time.perf_counter()
-            run()
-            times.append(time.perf_counter() - started)
-        return 1000 * statistics.median(times)
-
     medians: dict[str, list[float]] = {name: [] for name in graphs}
     for _ in range(args.rounds):
         for name, run in graphs.items():
-            medians[name].append(median_of_calls(run))
+            medians[name].append(median_ms(run, args.calls))
     ms = {name: statistics.median(values) for name, values in medians.items()}
 
     print(f"TFLite classifier at batch 1, {size[0]}x{size[1]} input, medians of {args.rounds} interleaved rounds:")

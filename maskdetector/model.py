@@ -38,9 +38,10 @@ def used_input_size(model: keras.Model) -> tuple[int, int]:
     rows and columns (100x100 -> 98x98, 4% less arithmetic, the same output). Any layer this function does
     not know about makes it answer the whole input.
     """
+    whole = (model.input_shape[1], model.input_shape[2])
     if not isinstance(model, keras.Sequential):
-        return tuple(model.input_shape[1:3])
-    size = list(model.input_shape[1:3])
+        return whole
+    size = list(whole)
     stages: list[tuple[tuple[int, int], tuple[int, int]]] = []  # (window, stride) of each spatial layer
     for layer in model.layers:
         if isinstance(layer, layers.Flatten):
@@ -52,11 +53,11 @@ def used_input_size(model: keras.Model) -> tuple[int, int]:
         elif isinstance(layer, layers.MaxPooling2D) and layer.padding == "valid":
             window, stride = tuple(layer.pool_size), tuple(layer.strides)
         else:
-            return tuple(model.input_shape[1:3])
+            return whole
         stages.append((window, stride))
         size = [(n - k) // s + 1 for n, k, s in zip(size, window, stride, strict=True)]
     else:
-        return tuple(model.input_shape[1:3])  # no Flatten: the output keeps a spatial layout
+        return whole  # no Flatten: the output keeps a spatial layout
     for window, stride in reversed(stages):
         size = [(n - 1) * s + k for n, k, s in zip(size, window, stride, strict=True)]
     return size[0], size[1]
