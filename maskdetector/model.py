@@ -1,6 +1,7 @@
 """The design's CNN: two conv/pool stages, dropout and two dense layers."""
 
 import keras
+import numpy as np
 from keras import layers
 
 from maskdetector.config import INPUT_SIZE
@@ -73,3 +74,26 @@ def with_input_size(model: keras.Sequential, size: tuple[int, int]) -> keras.Seq
     )
     clone.set_weights(model.get_weights())
     return clone
+
+
+def silent_channels(model: keras.Model, images: np.ndarray, batch_size: int = 64) -> dict[str, tuple[int, int]]:
+    """(silent, total) channels of each ReLU convolution: channels whose output is 0 on every one of `images`.
+
+    A channel that never fires on the training images gets no gradient and stays silent for good (the
+    "dying ReLU"): capacity the model has lost. Too high a learning rate silences most of conv2 in the
+    first epoch, so training reports this count.
+    """
+    convs = [
+        layer
+        for layer in model.layers
+        if isinstance(layer, layers.Conv2D) and layer.get_config()["activation"] == "relu"
+    ]
+    if not convs or not len(images):
+        return {}
+    probe = keras.Model(model.inputs, [layer.output for layer in convs])
+    peaks = [np.zeros(layer.filters, np.float32) for layer in convs]
+    for start in range(0, len(images), batch_size):
+        outputs = probe(images[start : start + batch_size].astype(np.float32), training=False)
+        for peak, output in zip(peaks, outputs if len(convs) > 1 else [outputs], strict=True):
+            np.maximum(peak, np.asarray(output).max(axis=(0, 1, 2)), out=peak)
+    return {layer.name: (int((peak <= 0).sum()), layer.filters) for layer, peak in zip(convs, peaks, strict=True)}

@@ -34,7 +34,7 @@ from maskdetector.config import (
 from maskdetector.datasets import LabelledFaces, concatenate, load_image_folder, load_scene_crops
 from maskdetector.errors import UserError
 from maskdetector.evaluation import format_scores, plot_confusion_matrix, plot_training_curves, score
-from maskdetector.model import build_model
+from maskdetector.model import build_model, silent_channels
 
 log = logging.getLogger(__name__)
 
@@ -252,6 +252,16 @@ def train(config: TrainingConfig) -> dict:
             metrics["real_holdout"] = score(holdout.labels, classifier.predict_indices(holdout.images), names)
             counts["real_holdout"] = holdout.counts()
 
+    silent = silent_channels(model, data.images[train_idx])
+    for name, (n_silent, total) in silent.items():
+        if n_silent > total // 2:
+            log.warning(
+                "%s: %d of %d channels never fire on the training images (dying ReLU): try a lower --learning-rate",
+                name,
+                n_silent,
+                total,
+            )
+
     val_losses = history["val_loss"]
     metrics.update(
         {
@@ -270,6 +280,7 @@ def train(config: TrainingConfig) -> dict:
                 if config.scenes_dir
                 else []
             ),
+            "silent_channels": {name: {"silent": n, "of": total} for name, (n, total) in silent.items()},
             "skipped_files": data.skipped,
             "seed": config.seed,
             "epochs_requested": config.epochs,
@@ -342,4 +353,7 @@ def summary(metrics: dict) -> str:
         f"trained {metrics['epochs_run']} epochs in {metrics['training_seconds']} s "
         f"({metrics['seconds_per_epoch']} s/epoch), best epoch {metrics['best_epoch']}"
     )
+    if metrics.get("silent_channels"):
+        counts = ", ".join(f"{name} {c['silent']}/{c['of']}" for name, c in metrics["silent_channels"].items())
+        blocks.append(f"channels that never fire on the training images: {counts}")
     return "\n".join(blocks)

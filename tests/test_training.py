@@ -114,6 +114,7 @@ def test_one_epoch_run_writes_every_artifact_and_they_load(face_folder, tmp_path
     total = sum(n for split in ("train", "validation", "test") for n in metrics["counts"][split]["faces"].values())
     assert total == 20
     assert metrics["epochs_run"] == 1 and metrics["seed"] == 42 and metrics["training_seconds"] > 0
+    assert {name: c["of"] for name, c in metrics["silent_channels"].items()} == {"conv1": 200, "conv2": 100}
 
     from maskdetector.classification import MaskClassifier
 
@@ -176,6 +177,22 @@ def test_bad_model_file_is_a_one_line_error(tmp_path, face_folder, untrained_mod
     result = run_train("--evaluate-only", "--model", str(model), "--data", str(face_folder))
     needle = {"missing": "train.py", "not_a_model": "not a readable Keras model", "no_labels": "labels.json"}[problem]
     assert_one_line_error(result, needle)
+
+
+def test_silent_channels_counts_convolution_channels_that_never_fire():
+    from maskdetector.model import build_model, silent_channels
+
+    model = build_model(2)
+    for name in ("conv1", "conv2"):  # non-negative weights on non-negative inputs: every channel fires
+        kernel, bias = model.get_layer(name).get_weights()
+        model.get_layer(name).set_weights([abs(kernel), bias])
+    faces = np.random.default_rng(0).integers(1, 256, (4, 100, 100, 3)).astype(np.uint8)
+    assert silent_channels(model, faces) == {"conv1": (0, 200), "conv2": (0, 100)}
+    kernel, bias = model.get_layer("conv2").get_weights()
+    bias[:7] = -1e3  # seven channels that no input can switch on
+    kernel[..., 7] *= -1  # and one that can never be positive (non-negative inputs, zero bias)
+    model.get_layer("conv2").set_weights([kernel, bias])
+    assert silent_channels(model, faces) == {"conv1": (0, 200), "conv2": (8, 100)}
 
 
 def test_training_and_inference_see_the_same_rgb_pixels(tmp_path: Path):
