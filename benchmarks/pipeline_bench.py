@@ -17,9 +17,10 @@ photo per second, each slowly zooming and panning so the faces move. Then, all o
 3. the live app (app.py --source clip.mp4 --loop) with 1 and then 10 concurrent /video_feed clients: the server
    process's CPU time (utime + stime from /proc), the frames per second each client receives, and the
    stream's and the analysis's own rates from /api/stats.
-Last, the TFLite classifier's ms per face once more, fed the 98x98 pixels that reach its output (the app's path)
-and as the whole 100x100 graph: both sampled between all the passes above, since this machine's speed drifts
-within a run (median of the samples and their range).
+Last, the TFLite classifier's ms per face once more, as the app runs it (fed the 98x98 pixels that reach its
+output, without the convolution channels that never fired in training), with every channel, and as the whole
+100x100 graph: all sampled between the passes above, since this machine's speed drifts within a run (median of
+the samples and their range).
 """
 
 import argparse
@@ -46,7 +47,7 @@ import numpy as np  # noqa: E402
 
 from maskdetector.annotation import annotate, encode_jpeg  # noqa: E402
 from maskdetector.batch import Frame, VideoInput, analyse_in_order  # noqa: E402
-from maskdetector.classification import MaskClassifier, TFLiteRunner, read_labels  # noqa: E402
+from maskdetector.classification import MaskClassifier, TFLiteRunner, read_labels, read_silent_channels  # noqa: E402
 from maskdetector.config import DEFAULT_MODEL_PATH  # noqa: E402
 from maskdetector.datasets import load_scene_annotations, load_scene_crops  # noqa: E402
 from maskdetector.detection import HaarDetector, create_detector, default_cascade_path, greedy_match  # noqa: E402
@@ -307,9 +308,21 @@ def main() -> None:
     model = keras.models.load_model(args.model, compile=False)
     keras_classifier = MaskClassifier(model, class_names, "keras")
     started = time.perf_counter()
-    fast = MaskClassifier(model, class_names, "tflite")
+    silent = read_silent_channels(args.model)
+    fast = MaskClassifier(model, class_names, "tflite", silent)
     conversion_s = time.perf_counter() - started
-    untrimmed = TFLiteRunner(model, trim=False)  # what --backend tflite ran before it fed only the used 98x98
+    # The app's TFLite path against what it ran before each trim, sampled side by side under the same drift.
+    n_silent = sum(len(channels) for channels in silent.values())
+    tflite_paths: dict[str, Callable[[np.ndarray], object]] = {
+        "whole 100x100 graph": TFLiteRunner(model, trim=False),
+        "used 98x98, every channel": TFLiteRunner(model),
+        f"used 98x98, {n_silent} silent channels left out (--backend tflite)": fast.predict_batch,
+    }
+    samples: dict[str, list[float]] = {name: [] for name in tflite_paths}
+
+    def sample_classifier(calls: int = 50) -> None:
+        for name, run in tflite_paths.items():
+            samples[name].append(median_ms(lambda run=run: run(one), calls))
 
     # 1. steps and classifier
     images = [f.image for f in decoded(clip)][::5]  # 6 frames of each photo: every photo counts
@@ -343,19 +356,11 @@ def main() -> None:
         "classifier per face, eager Keras call (--backend keras)": median_ms(
             lambda: keras_classifier.predict_batch(one), 50
         ),
-        "classifier per face, TFLite, whole 100x100 graph": median_ms(lambda: untrimmed(one), 100),
-        "classifier per face, TFLite XNNPACK (--backend tflite)": median_ms(lambda: fast.predict_batch(one), 100),
     }
-
-    # This machine's speed drifts by tens of percent within a minute, so the TFLite figure above is the first of
+    # This machine's speed drifts by tens of percent within a minute, so the TFLite figures are the first of
     # several samples taken between the passes below and summarised at the end (their median and range).
-    # The untrimmed graph is sampled beside it: the same comparison under the same drift.
-    samples = [steps["classifier per face, TFLite XNNPACK (--backend tflite)"]]
-    untrimmed_samples = [steps["classifier per face, TFLite, whole 100x100 graph"]]
-
-    def sample_classifier() -> None:
-        untrimmed_samples.append(median_ms(lambda: untrimmed(one), 50))
-        samples.append(median_ms(lambda: fast.predict_batch(one), 50))
+    sample_classifier(100)
+    steps |= {f"classifier per face, TFLite, {name}": values[0] for name, values in samples.items()}
 
     steps["following a face between detector runs, per face (motion.py)"] = follow_ms(clip, truth)
     for name, ms in steps.items():
@@ -416,12 +421,13 @@ def main() -> None:
         print(f"  CPU with 10 viewers / with 1 viewer: {results[1]['cpu'] / results[0]['cpu']:.2f}x")
         sample_classifier()
 
+    n_samples = len(next(iter(samples.values())))
     print(
-        f"\nclassifier per face, TFLite, batch 1, sampled {len(samples)} times through the run (each the median of "
+        f"\nclassifier per face, TFLite, batch 1, sampled {n_samples} times through the run (each the median of "
         f"50 calls, the first of 100), median and range:"
     )
-    for name, values in (("whole 100x100 graph", untrimmed_samples), ("used 98x98 (--backend tflite)", samples)):
-        print(f"  {name:<32}{statistics.median(values):6.2f} ms  ({min(values):.2f}-{max(values):.2f})")
+    for name, values in samples.items():
+        print(f"  {name:<66}{statistics.median(values):6.2f} ms  ({min(values):.2f}-{max(values):.2f})")
 
 
 if __name__ == "__main__":

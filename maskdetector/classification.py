@@ -5,7 +5,7 @@ import logging
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +14,7 @@ import numpy as np
 
 from maskdetector.config import CLASSIFIER_BACKENDS, COLOR_ORDER, INPUT_SIZE, LABELS_FILENAME
 from maskdetector.errors import ModelError
-from maskdetector.model import used_input_size, with_input_size
+from maskdetector.model import used_input_size, with_input_size, without_channels
 from maskdetector.preprocessing import faces_to_batch
 from maskdetector.tflite import make_interpreter
 
@@ -31,36 +31,54 @@ class Prediction:
 
 def read_labels(model_path: Path) -> list[str]:
     """Class names in output order, from the labels.json beside the model; checks the input contract."""
+    return _read_labels_file(model_path)[0]
+
+
+def read_silent_channels(model_path: Path) -> dict[str, list[int]]:
+    """Convolution channels that never fired on the model's training images, as train.py recorded them."""
+    return _read_labels_file(model_path)[1]
+
+
+def _read_labels_file(model_path: Path) -> tuple[list[str], dict[str, list[int]]]:
     labels_path = Path(model_path).with_name(LABELS_FILENAME)
     try:
         info = json.loads(labels_path.read_text())
         classes = [str(c) for c in info["classes"]]
+        silent = {str(name): [int(c) for c in channels] for name, channels in info.get("silent_channels", {}).items()}
     except FileNotFoundError:
         raise ModelError(f"{labels_path} not found: run `python train.py` to train a model") from None
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ModelError(f"{labels_path} is not a valid labels file ({exc})") from None
     if info.get("color_order", COLOR_ORDER) != COLOR_ORDER or list(info.get("input_size", INPUT_SIZE)) != list(
         INPUT_SIZE
     ):
         raise ModelError(f"{labels_path} describes an input this code does not produce: {info}")
-    return classes
+    return classes, silent
 
 
 class TFLiteRunner:
     """The Keras model converted to a float32 TFLite model in memory, run by XNNPACK.
 
     Converting at load time (a second or two) means the .keras file stays the one artifact: a retrained
-    model is picked up as it is. Only the part of the input that reaches the output is converted and fed
-    (model.used_input_size: 98x98 of the design's 100x100), which gives the same probabilities for less
-    arithmetic (`trim=False` converts the whole graph, for comparison). Not thread-safe (one interpreter):
-    callers share it behind a lock.
+    model is picked up as it is. With `trim`, only what can change the output is converted: the part of the
+    input that reaches it (model.used_input_size: 98x98 of the design's 100x100; exact), and none of the
+    `silent` convolution channels (model.without_channels; the same output wherever they stay silent, as on
+    every image they were found silent on). `trim=False` converts the whole graph, for comparison.
+    Not thread-safe (one interpreter): callers share it behind a lock.
     """
 
-    def __init__(self, model: keras.Model, trim: bool = True) -> None:
+    def __init__(
+        self, model: keras.Model, trim: bool = True, silent: Mapping[str, Sequence[int]] | None = None
+    ) -> None:
         started = time.perf_counter()
         self._height, self._width = used_input_size(model) if trim else model.input_shape[1:3]
         if (self._height, self._width) != tuple(model.input_shape[1:3]):
             model = with_input_size(model, (self._height, self._width))
+        if trim and silent and any(silent.values()):
+            try:
+                model = without_channels(model, silent)
+            except (ValueError, AttributeError) as exc:
+                log.warning("running every convolution channel: %s", exc)
         try:
             content = to_tflite(model)
         except Exception as exc:  # the converter raises many types; any of them means "use the Keras path"
@@ -98,16 +116,25 @@ class MaskClassifier:
 
     `backend` (config.CLASSIFIER_BACKENDS): "tflite" runs the model converted to TFLite (same weights, a
     fraction of an eager Keras call's time per face), "keras" calls the Keras model, the reference path.
+    `silent_channels` (from labels.json) are left out of the TFLite graph (see TFLiteRunner).
     """
 
-    def __init__(self, model: keras.Model, class_names: Sequence[str], backend: str = CLASSIFIER_BACKENDS[0]) -> None:
+    def __init__(
+        self,
+        model: keras.Model,
+        class_names: Sequence[str],
+        backend: str = CLASSIFIER_BACKENDS[0],
+        silent_channels: Mapping[str, Sequence[int]] | None = None,
+    ) -> None:
         if backend not in CLASSIFIER_BACKENDS:
             raise ModelError(f"unknown classifier backend {backend!r}; available: {', '.join(CLASSIFIER_BACKENDS)}")
         self.model = model
         self.class_names = list(class_names)
         self.backend = backend
         self._run: Callable[[np.ndarray], np.ndarray] = (
-            TFLiteRunner(model) if backend == "tflite" else lambda batch: np.asarray(model(batch, training=False))
+            TFLiteRunner(model, silent=silent_channels)
+            if backend == "tflite"
+            else lambda batch: np.asarray(model(batch, training=False))
         )
 
     @classmethod
@@ -116,7 +143,7 @@ class MaskClassifier:
         path = Path(model_path)
         if not path.is_file():
             raise ModelError(f"model file {path} not found: run `python train.py` to train one")
-        class_names = read_labels(path)
+        class_names, silent = _read_labels_file(path)
         try:
             model = keras.models.load_model(path, compile=False)
         except (OSError, ValueError, TypeError, KeyError, zipfile.BadZipFile) as exc:
@@ -125,7 +152,7 @@ class MaskClassifier:
         if n_out != len(class_names):
             raise ModelError(f"{path} has {n_out} outputs but labels.json lists {len(class_names)} classes")
         log.info("loaded %s with classes %s", path, class_names)
-        return cls(model, class_names, backend)
+        return cls(model, class_names, backend, silent)
 
     def predict_batch(self, batch: np.ndarray) -> np.ndarray:
         """Class probabilities for a float32 batch from preprocessing; (N, n_classes)."""

@@ -253,13 +253,14 @@ def train(config: TrainingConfig) -> dict:
             counts["real_holdout"] = holdout.counts()
 
     silent = silent_channels(model, data.images[train_idx])
-    for name, (n_silent, total) in silent.items():
-        if n_silent > total // 2:
+    totals = {layer.name: layer.filters for layer in model.layers if layer.name in silent}
+    for name, channels in silent.items():
+        if len(channels) > totals[name] // 2:
             log.warning(
                 "%s: %d of %d channels never fire on the training images (dying ReLU): try a lower --learning-rate",
                 name,
-                n_silent,
-                total,
+                len(channels),
+                totals[name],
             )
 
     val_losses = history["val_loss"]
@@ -280,7 +281,7 @@ def train(config: TrainingConfig) -> dict:
                 if config.scenes_dir
                 else []
             ),
-            "silent_channels": {name: {"silent": n, "of": total} for name, (n, total) in silent.items()},
+            "silent_channels": {name: {"silent": len(c), "of": totals[name]} for name, c in silent.items()},
             "skipped_files": data.skipped,
             "seed": config.seed,
             "epochs_requested": config.epochs,
@@ -302,13 +303,23 @@ def train(config: TrainingConfig) -> dict:
             **config.extra_info,
         }
     )
-    save_artifacts(model, names, metrics, history, out)
+    save_artifacts(model, names, metrics, history, out, silent)
     checkpoint.unlink(missing_ok=True)
     return metrics
 
 
-def save_artifacts(model: keras.Model, names: list[str], metrics: dict, history: dict, out: Path) -> None:
-    """Write everything next to each other; the model file is replaced atomically, without optimizer state."""
+def save_artifacts(
+    model: keras.Model,
+    names: list[str],
+    metrics: dict,
+    history: dict,
+    out: Path,
+    silent_channels: dict[str, list[int]],
+) -> None:
+    """Write everything next to each other; the model file is replaced atomically, without optimizer state.
+
+    labels.json lists the channels that never fired on the training images: the fast classifier leaves them out.
+    """
     inference_model = build_model(len(names))  # uncompiled twin: saves weights without optimizer state
     inference_model.set_weights(model.get_weights())
     tmp = out / f".{MODEL_FILENAME}.tmp.keras"
@@ -320,6 +331,7 @@ def save_artifacts(model: keras.Model, names: list[str], metrics: dict, history:
         "color_order": COLOR_ORDER,
         "pixel_range": "0-255 (the model rescales to 0-1 itself)",
         "face_margin": FACE_MARGIN,
+        "silent_channels": silent_channels,
     }
     (out / LABELS_FILENAME).write_text(json.dumps(labels, indent=2) + "\n")
     (out / METRICS_FILENAME).write_text(json.dumps(metrics, indent=2) + "\n")

@@ -53,6 +53,34 @@ def test_only_the_input_pixels_that_reach_the_output_are_fed_to_tflite():
     assert used_input_size(same) == (9, 9)  # not a layer it reasons about: the whole input
 
 
+def test_silent_channels_are_left_out_of_the_tflite_graph_without_changing_its_output(tmp_path):
+    import json
+
+    from maskdetector.model import build_model, silent_channels, without_channels
+
+    model = build_model(2)
+    for name, silenced in (("conv1", [3, 150]), ("conv2", [0, 7, 42, 99])):  # no input can switch these on
+        kernel, bias = model.get_layer(name).get_weights()
+        bias[silenced] = -1e3
+        model.get_layer(name).set_weights([kernel, bias])
+    images = np.random.default_rng(2).integers(0, 256, (5, 100, 100, 3)).astype(np.float32)
+    silent = silent_channels(model, images)
+    assert set(silent["conv1"]) >= {3, 150} and set(silent["conv2"]) >= {0, 7, 42, 99}
+
+    smaller = without_channels(model, silent)
+    assert smaller.count_params() < model.count_params() - 4 * 23 * 23 * 50  # the dense rows of 4 channels went
+    others = np.random.default_rng(3).integers(0, 256, (5, 100, 100, 3)).astype(np.float32)  # not the probed ones
+    np.testing.assert_allclose(smaller(others), model(others), atol=5e-5)  # float sums in another order
+
+    model.save(tmp_path / "mask_detector.keras")
+    labels = {"classes": ["with_mask", "without_mask"], "silent_channels": silent}
+    (tmp_path / "labels.json").write_text(json.dumps(labels))
+    fast = MaskClassifier.load(tmp_path / "mask_detector.keras")
+    np.testing.assert_allclose(fast.predict_batch(others), model(others), atol=5e-5)
+    with pytest.raises(ValueError, match="no ReLU convolution named dense"):
+        without_channels(model, {"dense": [1]})
+
+
 def test_tflite_agrees_with_keras_on_real_scenes_dev_crops(committed_model, shared_datasets):
     fast, reference = committed_model
     crops = load_scene_crops(

@@ -115,6 +115,9 @@ def test_one_epoch_run_writes_every_artifact_and_they_load(face_folder, tmp_path
     assert total == 20
     assert metrics["epochs_run"] == 1 and metrics["seed"] == 42 and metrics["training_seconds"] > 0
     assert {name: c["of"] for name, c in metrics["silent_channels"].items()} == {"conv1": 200, "conv2": 100}
+    assert {name: len(c) for name, c in labels["silent_channels"].items()} == {
+        name: c["silent"] for name, c in metrics["silent_channels"].items()
+    }
 
     from maskdetector.classification import MaskClassifier
 
@@ -187,12 +190,12 @@ def test_silent_channels_counts_convolution_channels_that_never_fire():
         kernel, bias = model.get_layer(name).get_weights()
         model.get_layer(name).set_weights([abs(kernel), bias])
     faces = np.random.default_rng(0).integers(1, 256, (4, 100, 100, 3)).astype(np.uint8)
-    assert silent_channels(model, faces) == {"conv1": (0, 200), "conv2": (0, 100)}
+    assert silent_channels(model, faces) == {"conv1": [], "conv2": []}
     kernel, bias = model.get_layer("conv2").get_weights()
     bias[:7] = -1e3  # seven channels that no input can switch on
     kernel[..., 7] *= -1  # and one that can never be positive (non-negative inputs, zero bias)
     model.get_layer("conv2").set_weights([kernel, bias])
-    assert silent_channels(model, faces) == {"conv1": (0, 200), "conv2": (8, 100)}
+    assert silent_channels(model, faces) == {"conv1": [], "conv2": list(range(8))}
 
 
 def test_training_and_inference_see_the_same_rgb_pixels(tmp_path: Path):
