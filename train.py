@@ -30,7 +30,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=MODEL_DIR, help="output folder (default model/)")
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument(
+        "--learning-rate",
+        type=float,
+        default=3e-4,
+        help="Adam's initial learning rate (default 3e-4; 1e-3 leaves most conv2 channels dead)",
+    )
     parser.add_argument("--patience", type=int, default=6, help="early-stopping patience in epochs")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument(
