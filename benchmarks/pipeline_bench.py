@@ -315,8 +315,8 @@ def main() -> None:
     n_silent = sum(len(channels) for channels in silent.values())
     tflite_paths: dict[str, Callable[[np.ndarray], object]] = {
         "whole 100x100 graph": TFLiteRunner(model, trim=False),
-        "used 98x98, every channel": TFLiteRunner(model),
-        f"used 98x98, {n_silent} silent channels left out (--backend tflite)": fast.predict_batch,
+        "98x98 input, every channel": TFLiteRunner(model),
+        f"98x98, {n_silent} silent channels out (app)": fast.predict_batch,
     }
     samples: dict[str, list[float]] = {name: [] for name in tflite_paths}
 
