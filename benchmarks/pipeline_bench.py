@@ -47,7 +47,7 @@ import numpy as np  # noqa: E402
 
 from maskdetector.annotation import annotate, encode_jpeg  # noqa: E402
 from maskdetector.batch import Frame, VideoInput, analyse_in_order  # noqa: E402
-from maskdetector.classification import MaskClassifier, TFLiteRunner, read_labels, read_silent_channels  # noqa: E402
+from maskdetector.classification import MaskClassifier, TFLiteRunner, read_labels  # noqa: E402
 from maskdetector.config import DEFAULT_MODEL_PATH  # noqa: E402
 from maskdetector.datasets import load_scene_annotations, load_scene_crops  # noqa: E402
 from maskdetector.detection import HaarDetector, create_detector, default_cascade_path, greedy_match  # noqa: E402
@@ -304,11 +304,10 @@ def main() -> None:
     print(f"clip: {WIDTH}x{HEIGHT}, {FPS} fps, {frames} frames from {args.seconds} scenes-dev photos ({clip})")
     print(f"cpu: {os.cpu_count()} cores; load average before: {os.getloadavg()[0]:.2f}")
 
-    class_names = read_labels(args.model)
+    class_names, silent = read_labels(args.model)
     model = keras.models.load_model(args.model, compile=False)
     keras_classifier = MaskClassifier(model, class_names, "keras")
     started = time.perf_counter()
-    silent = read_silent_channels(args.model)
     fast = MaskClassifier(model, class_names, "tflite", silent)
     conversion_s = time.perf_counter() - started
     # The app's TFLite path against what it ran before each trim, sampled side by side under the same drift.

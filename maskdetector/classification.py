@@ -29,17 +29,9 @@ class Prediction:
     confidence: float
 
 
-def read_labels(model_path: Path) -> list[str]:
-    """Class names in output order, from the labels.json beside the model; checks the input contract."""
-    return _read_labels_file(model_path)[0]
-
-
-def read_silent_channels(model_path: Path) -> dict[str, list[int]]:
-    """Convolution channels that never fired on the model's training images, as train.py recorded them."""
-    return _read_labels_file(model_path)[1]
-
-
-def _read_labels_file(model_path: Path) -> tuple[list[str], dict[str, list[int]]]:
+def read_labels(model_path: Path) -> tuple[list[str], dict[str, list[int]]]:
+    """Class names in output order and the convolution channels that never fired in training (train.py lists
+    them), from the labels.json beside the model; checks the input contract."""
     labels_path = Path(model_path).with_name(LABELS_FILENAME)
     try:
         info = json.loads(labels_path.read_text())
@@ -143,7 +135,7 @@ class MaskClassifier:
         path = Path(model_path)
         if not path.is_file():
             raise ModelError(f"model file {path} not found: run `python train.py` to train one")
-        class_names, silent = _read_labels_file(path)
+        class_names, silent = read_labels(path)
         try:
             model = keras.models.load_model(path, compile=False)
         except (OSError, ValueError, TypeError, KeyError, zipfile.BadZipFile) as exc:
