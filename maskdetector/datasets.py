@@ -11,7 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from maskdetector.config import IMAGE_EXTENSIONS, INPUT_SIZE
 from maskdetector.errors import UserError
@@ -29,6 +32,7 @@ class LabelledFaces:
     class_names: list[str]
     sources: list[str] = field(default_factory=list)  # which data set each image came from
     skipped: int = 0  # unreadable files that were left out
+    origins: list[str] = field(default_factory=list)  # the file each image was read or cut from
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -68,7 +72,7 @@ def load_image_folder(root: Path, class_names: Sequence[str] | None = None) -> L
     if unknown:
         raise UserError(f"class folder(s) {', '.join(unknown)} in {root} are not classes of the model {names}")
 
-    images, labels, skipped = [], [], 0
+    images, labels, origins, skipped = [], [], [], 0
     for folder in folders:
         files = sorted(p for p in (root / folder).iterdir() if p.is_file() and not p.name.startswith("."))
         loaded = 0
@@ -79,12 +83,15 @@ def load_image_folder(root: Path, class_names: Sequence[str] | None = None) -> L
                 continue
             images.append(face_to_input(image))
             labels.append(names.index(folder))
+            origins.append(str(path))
             loaded += 1
         if loaded == 0:
             raise UserError(f"class folder {root / folder} contains no readable images")
     if skipped:
         log.warning("skipped %d unreadable or non-image file(s) in %s", skipped, root)
-    return LabelledFaces(np.stack(images), np.array(labels, np.int64), names, [root.name] * len(labels), skipped)
+    return LabelledFaces(
+        np.stack(images), np.array(labels, np.int64), names, [root.name] * len(labels), skipped, origins
+    )
 
 
 @dataclass(frozen=True)
@@ -145,7 +152,7 @@ def load_scene_crops(
     with a side shorter than `min_side` are left out.
     """
     names = list(class_names)
-    images, labels, skipped = [], [], 0
+    images, labels, origins, skipped = [], [], [], 0
     for scene in load_scene_annotations(root):
         if is_holdout_scene(scene.image_path, holdout_percent) != holdout:
             continue
@@ -162,12 +169,13 @@ def load_scene_crops(
             except ValueError:
                 continue
             labels.append(names.index(face.label))
+            origins.append(str(scene.image_path))
     if skipped:
         log.warning("skipped %d unreadable scene image(s) in %s", skipped, root)
     if not images:
         return _empty(names)
     tag = f"{Path(root).name}{'-holdout' if holdout else ''}"
-    return LabelledFaces(np.stack(images), np.array(labels, np.int64), names, [tag] * len(labels), skipped)
+    return LabelledFaces(np.stack(images), np.array(labels, np.int64), names, [tag] * len(labels), skipped, origins)
 
 
 def concatenate(parts: Sequence[LabelledFaces]) -> LabelledFaces:
@@ -180,4 +188,39 @@ def concatenate(parts: Sequence[LabelledFaces]) -> LabelledFaces:
         names,
         [s for p in parts for s in p.sources],
         sum(p.skipped for p in parts),
+        [o for p in parts for o in p.origins],
     )
+
+
+def copy_groups(faces: LabelledFaces, *, tolerance: int = 12, min_share: float = 0.6) -> np.ndarray:
+    """A group number per image: images cut from one file, and copies of one photo, share a number.
+
+    Face data sets are full of copies: the same photo mirrored, re-encoded, or with a mask drawn onto it
+    (most of the observations set's masked faces are its unmasked photos plus a drawn mask). A split
+    that puts one copy in training and another in the test split lets a model answer from memory: the
+    test then scores recall of the copy's label, which for a drawn-on mask is the wrong one. Two images
+    count as copies when at least `min_share` of their pixels (grey, 32x32) differ by at most
+    `tolerance` levels, as they are or mirrored; a drawn mask covers well under half a face photo.
+    """
+    n = len(faces)
+    grey = [cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) for image in faces.images]
+    small = np.stack([cv2.resize(g, (32, 32), interpolation=cv2.INTER_AREA) for g in grey]).astype(np.int16)
+    flat, mirrored = small.reshape(n, -1), small[:, :, ::-1].reshape(n, -1)
+    rows, cols = [], []
+    chunk = max(1, 2**25 // max(1, n * flat.shape[1]))  # bounds the temporary difference array (~64 MB)
+    for start in range(0, n, chunk):
+        block = flat[start : start + chunk, None]
+        same = (np.abs(block - flat[None]) <= tolerance).mean(-1) >= min_share
+        same |= (np.abs(block - mirrored[None]) <= tolerance).mean(-1) >= min_share
+        r, c = np.nonzero(same)
+        rows.append(r + start)
+        cols.append(c)
+    # images are linked to their copies and to a node per origin file, then grouped by connected component
+    _, origin_ids = np.unique(faces.origins if faces.origins else np.arange(n).astype(str), return_inverse=True)
+    rows += [np.arange(n)]
+    cols += [n + origin_ids]
+    size = n + int(origin_ids.max(initial=-1)) + 1
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    graph = coo_matrix((np.ones(len(r), np.int8), (r, c)), shape=(size, size))
+    _, component = connected_components(graph, directed=False)
+    return component[:n]

@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 from keras import layers
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
 from maskdetector.classification import MaskClassifier
 from maskdetector.config import (
@@ -31,7 +31,7 @@ from maskdetector.config import (
     METRICS_FILENAME,
     MODEL_FILENAME,
 )
-from maskdetector.datasets import LabelledFaces, concatenate, load_image_folder, load_scene_crops
+from maskdetector.datasets import LabelledFaces, concatenate, copy_groups, load_image_folder, load_scene_crops
 from maskdetector.errors import UserError
 from maskdetector.evaluation import format_scores, plot_confusion_matrix, plot_training_curves, score
 from maskdetector.model import build_model, silent_channels
@@ -119,22 +119,32 @@ def load_training_data(config: TrainingConfig) -> LabelledFaces:
 
 
 def split(data: LabelledFaces, config: TrainingConfig) -> dict[str, np.ndarray]:
-    """Indices of train/validation/test, stratified by source and class, reproducible with the seed."""
+    """Indices of train/validation/test, stratified by source and class, reproducible with the seed.
+
+    Copies of one photo (and crops of one scene photo) stay together in one split: see `copy_groups`.
+    """
     index = np.arange(len(data))
     strata = np.array([f"{s}/{y}" for s, y in zip(data.sources, data.labels, strict=True)])
+    groups = copy_groups(data)
     n_test = max(len(data.class_names), round(config.test_fraction * len(data)))
     n_val = max(len(data.class_names), round(config.val_fraction * len(data)))
     if len(data) - n_test - n_val < len(data.class_names):
         raise UserError(f"only {len(data)} images: too few to split into train, validation and test")
 
     def cut(idx: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-        try:
-            return train_test_split(idx, test_size=size, random_state=config.seed, stratify=strata[idx])
-        except ValueError:  # a stratum too small to be split: fall back to a plain shuffled split
-            return train_test_split(idx, test_size=size, random_state=config.seed)
+        """One fold of a stratified group k-fold holds about `size` images out."""
+        folds = StratifiedGroupKFold(max(2, round(len(idx) / size)), shuffle=True, random_state=config.seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "least populated class has only N members"
+            try:
+                rest, held = next(folds.split(idx, strata[idx], groups[idx]))
+            except ValueError:  # fewer groups than folds: fall back to a plain shuffled split
+                return train_test_split(idx, test_size=size, random_state=config.seed)
+        return idx[rest], idx[held]
 
     rest, test = cut(index, n_test)
     train, val = cut(rest, n_val)
+    log.info("split keeps %d groups of copies together (%d images)", len(set(groups)), len(data))
     return {"train": np.sort(train), "validation": np.sort(val), "test": np.sort(test)}
 
 

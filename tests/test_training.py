@@ -261,3 +261,52 @@ def test_init_model_with_other_classes_is_a_one_line_error(tmp_path, untrained_m
     three = make_face_folder(tmp_path / "three", per_class=4, classes=("a", "b", "c"))
     result = run_train("--data", str(three), "--out", str(tmp_path / "out"), "--init-model", str(untrained_model))
     assert_one_line_error(result, "predicts", "classes")
+
+
+def _photo(rng: np.random.Generator) -> np.ndarray:
+    """A 'photo' with structure at every scale: smooth blobs plus fine texture."""
+    import cv2
+
+    coarse = cv2.resize(rng.integers(0, 256, (6, 6, 3)).astype(np.uint8), (100, 100), interpolation=cv2.INTER_CUBIC)
+    return np.clip(coarse.astype(int) + rng.integers(-20, 21, (100, 100, 3)), 0, 255).astype(np.uint8)
+
+
+def _with_drawn_mask(photo: np.ndarray) -> np.ndarray:
+    masked = photo.copy()
+    masked[55:90, 25:75] = (200, 225, 240)  # a pale-blue mask over the lower face: a quarter of the picture
+    return masked
+
+
+def test_copy_groups_join_drawn_on_masks_mirror_images_and_crops_of_one_photo():
+    from maskdetector.datasets import LabelledFaces, copy_groups
+
+    rng = np.random.default_rng(1)
+    a, b, c, d = (_photo(rng) for _ in range(4))
+    images = np.stack([a, _with_drawn_mask(a), a[:, ::-1], b, _with_drawn_mask(b), c, d])
+    origins = ["a.jpg", "a_masked.jpg", "a_flipped.jpg", "b.jpg", "b_masked.jpg", "scene.jpg", "scene.jpg"]
+    faces = LabelledFaces(images, np.array([1, 0, 1, 1, 0, 0, 1]), ["with_mask", "without_mask"], origins=origins)
+    groups = copy_groups(faces)
+    assert groups[0] == groups[1] == groups[2]  # a photo, its masked copy and its mirror image
+    assert groups[3] == groups[4] != groups[0]  # another photo and its masked copy: a group of their own
+    assert groups[5] == groups[6] not in (groups[0], groups[3])  # two faces cut from one scene photo
+
+
+def test_split_never_puts_copies_of_one_photo_on_both_sides():
+    """The test split scores photos the model has not seen in any form, in every class and source."""
+    from maskdetector.datasets import LabelledFaces, copy_groups
+    from maskdetector.training import TrainingConfig, split
+
+    rng = np.random.default_rng(2)
+    photos = [_photo(rng) for _ in range(40)]
+    images = np.stack([im for p in photos for im in (p, _with_drawn_mask(p))])
+    labels = np.tile([1, 0], len(photos))
+    faces = LabelledFaces(images, labels, ["with_mask", "without_mask"], ["observations"] * len(labels))
+    groups = copy_groups(faces)
+    assert len(set(groups)) == len(photos)
+    parts = split(faces, TrainingConfig(data_dirs=[], out_dir=Path("unused")))
+    assert sorted(np.concatenate(list(parts.values()))) == list(range(len(labels)))
+    seen = {name: set(groups[idx]) for name, idx in parts.items()}
+    assert not seen["train"] & seen["test"] and not seen["train"] & seen["validation"]
+    assert not seen["validation"] & seen["test"]
+    for idx in parts.values():
+        assert set(labels[idx]) == {0, 1} and 8 <= len(idx) <= 64
