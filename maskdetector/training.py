@@ -293,6 +293,7 @@ def train(config: TrainingConfig) -> dict:
             ),
             "silent_channels": {name: {"silent": len(c), "of": totals[name]} for name, c in silent.items()},
             "skipped_files": data.skipped,
+            "split": "stratified by source and class; copies of one photo kept in one split (datasets.copy_groups)",
             "seed": config.seed,
             "epochs_requested": config.epochs,
             "epochs_run": len(val_losses),

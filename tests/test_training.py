@@ -113,6 +113,7 @@ def test_one_epoch_run_writes_every_artifact_and_they_load(face_folder, tmp_path
     assert metrics["skipped_files"] == 2
     total = sum(n for split in ("train", "validation", "test") for n in metrics["counts"][split]["faces"].values())
     assert total == 20
+    assert "copies of one photo kept in one split" in metrics["split"]
     assert metrics["epochs_run"] == 1 and metrics["seed"] == 42 and metrics["training_seconds"] > 0
     assert {name: c["of"] for name, c in metrics["silent_channels"].items()} == {"conv1": 200, "conv2": 100}
     assert {name: len(c) for name, c in labels["silent_channels"].items()} == {
