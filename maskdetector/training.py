@@ -126,9 +126,11 @@ def split(data: LabelledFaces, config: TrainingConfig) -> dict[str, np.ndarray]:
     index = np.arange(len(data))
     strata = np.array([f"{s}/{y}" for s, y in zip(data.sources, data.labels, strict=True)])
     groups = copy_groups(data)
-    n_test = max(len(data.class_names), round(config.test_fraction * len(data)))
-    n_val = max(len(data.class_names), round(config.val_fraction * len(data)))
-    if len(data) - n_test - n_val < len(data.class_names):
+    n_classes = len(data.class_names)
+    log.info("%d images make %d groups of copies", len(data), len(set(groups)))
+    n_test = max(n_classes, round(config.test_fraction * len(data)))
+    n_val = max(n_classes, round(config.val_fraction * len(data)))
+    if len(data) - n_test - n_val < n_classes:
         raise UserError(f"only {len(data)} images: too few to split into train, validation and test")
 
     def cut(idx: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -138,13 +140,18 @@ def split(data: LabelledFaces, config: TrainingConfig) -> dict[str, np.ndarray]:
             warnings.simplefilter("ignore", UserWarning)  # "least populated class has only N members"
             try:
                 rest, held = next(folds.split(idx, strata[idx], groups[idx]))
-            except ValueError:  # fewer groups than folds: fall back to a plain shuffled split
-                return train_test_split(idx, test_size=size, random_state=config.seed)
-        return idx[rest], idx[held]
+                if len(held) <= 2 * size and all(len(set(data.labels[idx[p]])) == n_classes for p in (rest, held)):
+                    return idx[rest], idx[held]
+            except ValueError:  # fewer groups than folds
+                pass
+        log.warning("copies of one photo cannot be kept apart in %d images: a plain split instead", len(idx))
+        try:
+            return train_test_split(idx, test_size=size, random_state=config.seed, stratify=strata[idx])
+        except ValueError:  # a stratum too small to be split: a plain shuffled split
+            return train_test_split(idx, test_size=size, random_state=config.seed)
 
     rest, test = cut(index, n_test)
     train, val = cut(rest, n_val)
-    log.info("split keeps %d groups of copies together (%d images)", len(set(groups)), len(data))
     return {"train": np.sort(train), "validation": np.sort(val), "test": np.sort(test)}
 
 

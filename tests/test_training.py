@@ -311,3 +311,18 @@ def test_split_never_puts_copies_of_one_photo_on_both_sides():
     assert not seen["validation"] & seen["test"]
     for idx in parts.values():
         assert set(labels[idx]) == {0, 1} and 8 <= len(idx) <= 64
+
+
+def test_split_of_images_that_all_look_alike_falls_back_to_a_plain_split(caplog):
+    """Plain backgrounds can make a whole folder one group of 'copies': the split still serves every class."""
+    from maskdetector.datasets import LabelledFaces
+    from maskdetector.training import TrainingConfig, split
+
+    images = np.full((30, 100, 100, 3), 128, np.uint8)
+    labels = np.tile([0, 1], 15)
+    faces = LabelledFaces(images, labels, ["with_mask", "without_mask"], ["observations"] * 30)
+    with caplog.at_level(logging.WARNING):
+        parts = split(faces, TrainingConfig(data_dirs=[], out_dir=Path("unused")))
+    assert "cannot be kept apart" in caplog.text
+    assert sorted(np.concatenate(list(parts.values()))) == list(range(30))
+    assert all(set(labels[idx]) == {0, 1} for idx in parts.values())
