@@ -54,9 +54,18 @@ def test_device_camera_frames_get_boxes(untrained_model, chromium_path, shared_d
             page.goto(url + "/", wait_until="domcontentloaded")
             assert "only on localhost or over HTTPS" in page.text_content("#webcam")
             page.click("#webcam-button")
-            page.wait_for_function(
-                "Number(document.querySelector('#webcam-overlay').dataset.faces) > 0", timeout=30_000
-            )
+            try:
+                page.wait_for_function(
+                    "Number(document.querySelector('#webcam-overlay').dataset.faces) > 0", timeout=30_000
+                )
+            except sync_api.TimeoutError:  # say where it stuck: no camera, a paused video, failing requests
+                state = page.evaluate(
+                    "() => ({status: document.querySelector('#webcam-status').textContent,"
+                    " video: [document.querySelector('#webcam-video').videoWidth,"
+                    " document.querySelector('#webcam-video').paused],"
+                    " faces: document.querySelector('#webcam-overlay').dataset.faces})"
+                )
+                pytest.fail(f"no face boxes within 30 s: {state}")
             assert page.eval_on_selector("#webcam-overlay", "c => [c.width, c.height]") == [WIDTH, HEIGHT]
             painted = page.eval_on_selector(
                 "#webcam-overlay",
