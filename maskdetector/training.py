@@ -118,10 +118,12 @@ def load_training_data(config: TrainingConfig) -> LabelledFaces:
     return concatenate(parts)
 
 
-def split(data: LabelledFaces, config: TrainingConfig) -> dict[str, np.ndarray]:
-    """Indices of train/validation/test, stratified by source and class, reproducible with the seed.
+def split(data: LabelledFaces, config: TrainingConfig) -> tuple[dict[str, np.ndarray], str]:
+    """Indices of train/validation/test, stratified by source and class, reproducible with the seed, and how
+    they were made (for the report).
 
-    Copies of one photo (and crops of one scene photo) stay together in one split: see `copy_groups`.
+    Copies of one photo (and crops of one scene photo) stay together in one split (see `copy_groups`)
+    unless that cannot give every split every class.
     """
     index = np.arange(len(data))
     strata = np.array([f"{s}/{y}" for s, y in zip(data.sources, data.labels, strict=True)])
@@ -132,6 +134,7 @@ def split(data: LabelledFaces, config: TrainingConfig) -> dict[str, np.ndarray]:
     n_val = max(n_classes, round(config.val_fraction * len(data)))
     if len(data) - n_test - n_val < n_classes:
         raise UserError(f"only {len(data)} images: too few to split into train, validation and test")
+    plain_cuts = []
 
     def cut(idx: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
         """One fold of a stratified group k-fold holds about `size` images out."""
@@ -145,6 +148,7 @@ def split(data: LabelledFaces, config: TrainingConfig) -> dict[str, np.ndarray]:
             except ValueError:  # fewer groups than folds
                 pass
         log.warning("copies of one photo cannot be kept apart in %d images: a plain split instead", len(idx))
+        plain_cuts.append(len(idx))
         try:
             return train_test_split(idx, test_size=size, random_state=config.seed, stratify=strata[idx])
         except ValueError:  # a stratum too small to be split: a plain shuffled split
@@ -152,7 +156,12 @@ def split(data: LabelledFaces, config: TrainingConfig) -> dict[str, np.ndarray]:
 
     rest, test = cut(index, n_test)
     train, val = cut(rest, n_val)
-    return {"train": np.sort(train), "validation": np.sort(val), "test": np.sort(test)}
+    method = "stratified by source and class; " + (
+        "copies of one photo may be on both sides (too few groups of copies)"
+        if plain_cuts
+        else "copies of one photo kept in one split (datasets.copy_groups)"
+    )
+    return {"train": np.sort(train), "validation": np.sort(val), "test": np.sort(test)}, method
 
 
 def make_dataset(
@@ -211,7 +220,7 @@ def train(config: TrainingConfig) -> dict:
 
     data = load_training_data(config)
     names = data.class_names
-    parts = split(data, config)
+    parts, split_method = split(data, config)
     log.info("images per split: %s", {k: len(v) for k, v in parts.items()})
 
     train_idx, val_idx = parts["train"], parts["validation"]
@@ -300,7 +309,7 @@ def train(config: TrainingConfig) -> dict:
             ),
             "silent_channels": {name: {"silent": len(c), "of": totals[name]} for name, c in silent.items()},
             "skipped_files": data.skipped,
-            "split": "stratified by source and class; copies of one photo kept in one split (datasets.copy_groups)",
+            "split": split_method,
             "seed": config.seed,
             "epochs_requested": config.epochs,
             "epochs_run": len(val_losses),
