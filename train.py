@@ -52,6 +52,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=Path,
         help="start from this model's weights instead of random ones (fine-tune on your photos, or continue a run)",
     )
+    parser.add_argument(
+        "--ema-momentum",
+        type=float,
+        default=0.99,
+        help="validate and save an exponential moving average of the weights with this momentum (default 0.99; "
+        "0 saves the weights as trained)",
+    )
     parser.add_argument("--evaluate-only", action="store_true", help="score --model on --data/--scenes, no training")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help="model for --evaluate-only")
     args = parser.parse_args(argv)
@@ -60,6 +67,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if not 0 <= args.balance_power <= 1:
         parser.error("--balance-power must be in 0..1")
+    if not 0 <= args.ema_momentum < 1:
+        parser.error("--ema-momentum must be in 0..1 (exclusive of 1)")
     if not 0 <= args.holdout_percent < 100:
         parser.error("--holdout-percent must be in 0..99")
     return args
@@ -89,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             holdout_percent=args.holdout_percent,
             init_model=args.init_model,
             balance_power=args.balance_power,
+            ema_momentum=args.ema_momentum,
             verbose=1 if sys.stdout.isatty() else 2,
         )
         metrics = training.train(config)

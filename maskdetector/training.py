@@ -60,6 +60,7 @@ class TrainingConfig:
     balance_power: float = 0.5  # see balancing_weights
     scene_min_side: int = 16  # smaller scene faces are too blurry to teach anything
     init_model: Path | None = None  # start from this model's weights (fine-tune / continue) instead of random
+    ema_momentum: float = 0.99  # > 0: validate, checkpoint and save an exponential moving average of the weights
     verbose: int | str = "auto"
     extra_info: dict = field(default_factory=dict)
 
@@ -238,12 +239,17 @@ def train(config: TrainingConfig) -> dict:
         model.set_weights(start.model.get_weights())
         log.info("starting from the weights of %s", config.init_model)
     model.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate),
+        optimizer=keras.optimizers.Adam(
+            config.learning_rate, use_ema=config.ema_momentum > 0, ema_momentum=config.ema_momentum
+        ),
         loss="categorical_crossentropy",
         metrics=["accuracy"],
     )
     checkpoint = out / "best.weights.h5"  # survives an interrupted run; removed once the model is saved
-    callbacks = [
+    # With EMA the averaged weights are swapped in at each epoch's end, so validation, checkpoint and early
+    # stopping all judge (and keep) the average rather than the last step's weights.
+    callbacks = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if config.ema_momentum > 0 else []
+    callbacks += [
         keras.callbacks.ModelCheckpoint(checkpoint, monitor="val_loss", save_best_only=True, save_weights_only=True),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True),
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=3, min_lr=1e-5),
@@ -320,6 +326,7 @@ def train(config: TrainingConfig) -> dict:
             "batch_size": config.batch_size,
             "learning_rate": config.learning_rate,
             "init_model": str(config.init_model) if config.init_model else None,
+            "ema_momentum": config.ema_momentum or None,
             "balance_power": config.balance_power,
             "environment": {
                 "tensorflow": tf.__version__,

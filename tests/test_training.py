@@ -256,6 +256,28 @@ def test_init_model_starts_from_its_weights(face_folder, untrained_model, tmp_pa
     assert json.loads((out / "metrics.json").read_text())["init_model"] == str(untrained_model)
 
 
+def test_ema_saves_the_moving_average_not_the_last_weights(face_folder, untrained_model, tmp_path, run_train):
+    """--ema-momentum keeps (and saves) a running average that trails the trained weights: at momentum 0.999
+    it barely leaves the weights after the first step, while plain training walks on from there."""
+    import keras
+
+    def moved_from_start(*extra: str) -> float:
+        out = tmp_path / f"ema{extra[-1]}"
+        result = run_train(
+            "--data", str(face_folder), "--out", str(out), "--epochs", "2", "--batch-size", "2",
+            "--learning-rate", "1e-3", "--init-model", str(untrained_model), *extra,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        start = keras.models.load_model(untrained_model, compile=False).get_weights()
+        saved = keras.models.load_model(out / "mask_detector.keras", compile=False).get_weights()
+        return sum(float(np.abs(a - b).sum()) for a, b in zip(start, saved, strict=True))
+
+    plain = moved_from_start("--ema-momentum", "0")
+    averaged = moved_from_start("--ema-momentum", "0.999")
+    assert 0 < averaged < 0.5 * plain
+    assert json.loads((tmp_path / "ema0.999" / "metrics.json").read_text())["ema_momentum"] == 0.999
+
+
 def test_init_model_with_other_classes_is_a_one_line_error(tmp_path, untrained_model, run_train):
     from conftest import make_face_folder
 
