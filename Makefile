@@ -32,7 +32,7 @@ test: $(VENV)/.dev browser lint
 	$(PY) -m pytest $(ARGS)
 
 train: $(VENV)/.runtime
-	$(PY) train.py --data ../shared/datasets/observations --scenes ../shared/datasets/scenes-dev $(ARGS)
+	$(PY) train.py --data ../shared/datasets/observations --scenes ../shared/datasets/scenes-dev --epochs 40 --patience 8 $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
