@@ -1,8 +1,9 @@
 """Training the mask classifier: data split, tf.data input pipeline, augmentation, fit, report.
 
-Reads top to bottom: `train()` loads every image once into memory, splits it (stratified, seeded),
-fits `build_model()` with checkpointing and early stopping on validation loss, scores the untouched
-test split (and real held-out scene crops when given) and writes the artifacts to the output folder.
+Reads top to bottom: `train()` loads every image once into memory, splits it (stratified, seeded, copies
+of one photo together), fits `build_model()` with checkpointing and early stopping on validation loss of a
+moving average of the weights, scores the untouched test split (and real held-out scene crops when given)
+and writes the artifacts to the output folder.
 """
 
 import json
@@ -326,7 +327,7 @@ def train(config: TrainingConfig) -> dict:
             "batch_size": config.batch_size,
             "learning_rate": config.learning_rate,
             "init_model": str(config.init_model) if config.init_model else None,
-            "ema_momentum": config.ema_momentum or None,
+            "ema_momentum": config.ema_momentum,  # 0: no averaging
             "balance_power": config.balance_power,
             "environment": {
                 "tensorflow": tf.__version__,
