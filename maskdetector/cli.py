@@ -44,7 +44,7 @@ def add_analyzer_options(parser: argparse.ArgumentParser, extra_detectors: tuple
         "--detector",
         choices=[*sorted(DETECTORS), *extra_detectors],
         help="face detector (default %(default)s): haar and haar-multi are OpenCV cascades; mtcnn, blazeface and "
-        "blazeface-fast are neural networks",
+        "blazeface-fast are neural networks; blazeface+mtcnn adds MTCNN's faces to BlazeFace's (most found, slowest)",
     )
     add("--cascade", help="Haar cascade XML (default: haarcascades/ in the project, else OpenCV's bundled one)")
     add("--scale-factor", type=float, help="haar/haar-multi: image pyramid step, > 1.0 (default %(default)s)")

@@ -1,8 +1,10 @@
-"""The detectors behind FaceDetector: Haar (one and several cascades), MTCNN and BlazeFace on a real photo,
-BlazeFace's anchor decoding, settings each detector ignores, and choosing a detector from detect.py and the app."""
+"""The detectors behind FaceDetector: Haar (one and several cascades), MTCNN, BlazeFace and the last two combined,
+on a real photo; BlazeFace's anchor decoding; settings each detector ignores; choosing a detector from detect.py and
+the app."""
 
 import importlib.util
 import json
+import re
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -14,6 +16,7 @@ from helpers import FakeCamera
 from maskdetector.detection import (
     DETECTORS,
     BlazeFaceDetector,
+    CombinedDetector,
     HaarDetector,
     MtcnnDetector,
     MultiHaarDetector,
@@ -77,10 +80,31 @@ def test_detectors_take_their_settings_and_ignore_the_others():
     assert fused.min_confidence == BlazeFaceDetector.DEFAULT_FUSED_CONFIDENCE and len(fused._nets) == 2
     mtcnn = create_detector("mtcnn", **settings)
     assert isinstance(mtcnn, MtcnnDetector) and (mtcnn.min_confidence, mtcnn.min_face_size) == (0.7, 30)
-    with pytest.raises(UserError, match="unknown detector 'yolo'; available: blazeface, blazeface-fast, haar"):
+    combined = create_detector("blazeface+mtcnn", **settings)
+    assert (combined.first.min_confidence, combined.first.min_face_size) == (0.7, 30) and len(combined.first._nets) == 2
+    assert (combined.second.min_confidence, combined.second.min_face_size) == (MtcnnDetector.DEFAULT_CONFIDENCE, 30)
+    available = "available: blazeface, blazeface+mtcnn, blazeface-fast, haar"
+    with pytest.raises(UserError, match=re.escape(f"unknown detector 'yolo'; {available}")):
         create_detector("yolo")
     with pytest.raises(UserError, match="unknown BlazeFace model 'tiny'"):
         BlazeFaceDetector(models="full+tiny")
+
+
+class ListedBoxes:
+    def __init__(self, *boxes):
+        self.boxes = list(boxes)
+
+    def detect(self, frame_bgr):
+        return list(self.boxes)
+
+
+def test_combined_detector_adds_only_the_faces_the_first_missed():
+    first = ListedBoxes((0, 0, 40, 40), (100, 0, 40, 40))
+    second = ListedBoxes((2, 2, 40, 40), (200, 0, 40, 40), (203, 0, 40, 40), (100, 25, 40, 40))
+    boxes = CombinedDetector(first, second, overlap=0.3).detect(np.zeros((240, 320, 3), np.uint8))
+    # (2, 2) is the first's face again; (203, 0) duplicates the added (200, 0); (100, 25) overlaps IoU 0.23 < 0.3
+    assert boxes == [(0, 0, 40, 40), (100, 0, 40, 40), (200, 0, 40, 40), (100, 25, 40, 40)]
+    assert CombinedDetector(ListedBoxes(), second).detect(None) == [(2, 2, 40, 40), (200, 0, 40, 40), (100, 25, 40, 40)]
 
 
 def test_blazeface_models_are_found_without_importing_the_package():
@@ -125,7 +149,7 @@ def detect_module():
     return module
 
 
-@pytest.mark.parametrize("name", ["haar", "mtcnn", "blazeface"])
+@pytest.mark.parametrize("name", ["haar", "mtcnn", "blazeface", "blazeface+mtcnn"])
 def test_detect_cli_chooses_the_detector(detect_module, detectors, untrained_model, shared_datasets, capsys, name):
     image = shared_datasets / "scenes-dev" / "images" / f"{PHOTO}.png"
     argv = ["--model", str(untrained_model), "--detector", name, "--min-confidence", "0.6", "--json", str(image)]
