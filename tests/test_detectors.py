@@ -160,7 +160,10 @@ def test_detect_cli_rejects_bad_min_confidence(detect_module, capsys, shared_dat
     assert capsys.readouterr().err.strip() == "error: min confidence must be from 0 up to (not including) 1"
 
 
-@pytest.mark.parametrize(("name", "kind"), [("mtcnn", MtcnnDetector), ("blazeface", BlazeFaceDetector)])
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [("mtcnn", MtcnnDetector), ("blazeface", BlazeFaceDetector), ("blazeface+mtcnn", CombinedDetector)],
+)
 def test_app_config_chooses_the_detector(untrained_model, name, kind):
     from maskdetector.web import create_app, get_state
 
