@@ -522,7 +522,7 @@ class CombinedDetector:
         self.overlap = overlap
 
     def detect(self, frame_bgr: np.ndarray) -> list[Box]:
-        boxes = self.first.detect(frame_bgr)
+        boxes = list(self.first.detect(frame_bgr))  # a copy: the first detector's list is not ours to grow
         for box in self.second.detect(frame_bgr):
             if all(box_iou(box, other) < self.overlap for other in boxes):
                 boxes.append(box)
@@ -533,7 +533,8 @@ def blazeface_and_mtcnn(min_confidence: float | None = None, min_face_size: int 
     """`blazeface`, plus MTCNN (at its own default confidence) for the faces it missed: the most faces found on
     scenes-dev, at MTCNN's speed. `min_confidence` is BlazeFace's."""
     blazeface = DETECTORS["blazeface"](min_confidence=min_confidence, min_face_size=min_face_size)
-    return CombinedDetector(blazeface, MtcnnDetector(min_face_size=min_face_size))
+    # A new face is an MTCNN box BlazeFace's own box merging would not have merged into one of its faces.
+    return CombinedDetector(blazeface, MtcnnDetector(min_face_size=min_face_size), overlap=blazeface.nms_threshold)
 
 
 # ----------------------------------------------------------------------------------------------- registry
