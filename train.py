@@ -59,6 +59,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="validate and save an exponential moving average of the weights with this momentum (default 0.99; "
         "0 saves the weights as trained)",
     )
+    parser.add_argument(
+        "--crop-faces",
+        metavar="DETECTOR",
+        help="cut the largest face out of every --data image with this detector (e.g. blazeface), as the app "
+        "crops faces; images without a face stay whole",
+    )
     parser.add_argument("--evaluate-only", action="store_true", help="score --model on --data/--scenes, no training")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help="model for --evaluate-only")
     args = parser.parse_args(argv)
@@ -99,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             init_model=args.init_model,
             balance_power=args.balance_power,
             ema_momentum=args.ema_momentum,
+            crop_faces=args.crop_faces,
             verbose=1 if sys.stdout.isatty() else 2,
         )
         metrics = training.train(config)

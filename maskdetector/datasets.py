@@ -7,7 +7,7 @@ never touch the disk or the JPEG decoder again.
 import logging
 import xml.etree.ElementTree as ET
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,12 +33,26 @@ class LabelledFaces:
     sources: list[str] = field(default_factory=list)  # which data set each image came from
     skipped: int = 0  # unreadable files that were left out
     origins: list[str] = field(default_factory=list)  # the file each image was read or cut from
+    # grey 32x32 of each whole file when `images` are faces cut out of it (copies are found on whole files)
+    thumbnails: np.ndarray | None = None
+
+    def copy_thumbnails(self) -> np.ndarray:
+        """What `copy_groups` compares: the whole files' thumbnails, or those of the images themselves."""
+        return self.thumbnails if self.thumbnails is not None else thumbnails(self.images)
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def counts(self) -> dict[str, int]:
         return {name: int((self.labels == i).sum()) for i, name in enumerate(self.class_names)}
+
+
+def thumbnails(images: np.ndarray) -> np.ndarray:
+    """uint8 (N, 32, 32) grey versions of model-input images (N, H, W, 3) RGB."""
+    small = [
+        cv2.resize(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), (32, 32), interpolation=cv2.INTER_AREA) for image in images
+    ]
+    return np.stack(small) if small else np.zeros((0, 32, 32), np.uint8)
 
 
 def _empty(class_names: list[str]) -> LabelledFaces:
@@ -59,11 +73,28 @@ def class_folders(root: Path) -> list[str]:
     return names
 
 
-def load_image_folder(root: Path, class_names: Sequence[str] | None = None) -> LabelledFaces:
+def largest_face(image: np.ndarray, find_faces: Callable[[np.ndarray], list[Box]]) -> np.ndarray:
+    """The biggest face `find_faces` sees, cut out with the app's margin; the whole image if it sees none.
+
+    The app classifies detector crops, but photo folders hold anything from a face filling the frame to a
+    person across the room: cutting the face out shows training (and scoring) what the app will see.
+    """
+    boxes = find_faces(image)
+    if not boxes:
+        return image
+    return crop_face(image, max(boxes, key=lambda box: box[2] * box[3]))
+
+
+def load_image_folder(
+    root: Path,
+    class_names: Sequence[str] | None = None,
+    find_faces: Callable[[np.ndarray], list[Box]] | None = None,
+) -> LabelledFaces:
     """Load `root/<class>/*` images. Unreadable or non-image files are skipped and counted in a warning.
 
     With `class_names` (a trained model's classes), folders are mapped onto those indices and a folder
-    the model does not know is an error.
+    the model does not know is an error. With `find_faces` (a face detector), each image is reduced to its
+    largest face (`largest_face`).
     """
     root = Path(root)
     folders = class_folders(root)
@@ -72,7 +103,7 @@ def load_image_folder(root: Path, class_names: Sequence[str] | None = None) -> L
     if unknown:
         raise UserError(f"class folder(s) {', '.join(unknown)} in {root} are not classes of the model {names}")
 
-    images, labels, origins, skipped = [], [], [], 0
+    images, wholes, labels, origins, skipped = [], [], [], [], 0
     for folder in folders:
         files = sorted(p for p in (root / folder).iterdir() if p.is_file() and not p.name.startswith("."))
         loaded = 0
@@ -81,7 +112,9 @@ def load_image_folder(root: Path, class_names: Sequence[str] | None = None) -> L
             if image is None:
                 skipped += 1
                 continue
-            images.append(face_to_input(image))
+            wholes.append(face_to_input(image))
+            face = largest_face(image, find_faces) if find_faces else image
+            images.append(wholes[-1] if face is image else face_to_input(face))
             labels.append(names.index(folder))
             origins.append(str(path))
             loaded += 1
@@ -89,8 +122,23 @@ def load_image_folder(root: Path, class_names: Sequence[str] | None = None) -> L
             raise UserError(f"class folder {root / folder} contains no readable images")
     if skipped:
         log.warning("skipped %d unreadable or non-image file(s) in %s", skipped, root)
+    wholes, images = np.stack(wholes), np.stack(images)
+    if find_faces:
+        kept_whole = int(sum(np.array_equal(a, b) for a, b in zip(wholes, images, strict=True)))
+        log.info(
+            "%s: cut the face out of %d images, kept %d whole (no face found)",
+            root,
+            len(images) - kept_whole,
+            kept_whole,
+        )
     return LabelledFaces(
-        np.stack(images), np.array(labels, np.int64), names, [root.name] * len(labels), skipped, origins
+        images,
+        np.array(labels, np.int64),
+        names,
+        [root.name] * len(labels),
+        skipped,
+        origins,
+        thumbnails(wholes) if find_faces else None,
     )
 
 
@@ -189,6 +237,7 @@ def concatenate(parts: Sequence[LabelledFaces]) -> LabelledFaces:
         [s for p in parts for s in p.sources],
         sum(p.skipped for p in parts),
         [o for p in parts for o in p.origins],
+        None if all(p.thumbnails is None for p in parts) else np.concatenate([p.copy_thumbnails() for p in parts]),
     )
 
 
@@ -203,8 +252,7 @@ def copy_groups(faces: LabelledFaces, *, tolerance: int = 12, min_share: float =
     `tolerance` levels, as they are or mirrored; a drawn mask covers well under half a face photo.
     """
     n = len(faces)
-    grey = [cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) for image in faces.images]
-    small = np.stack([cv2.resize(g, (32, 32), interpolation=cv2.INTER_AREA) for g in grey]).astype(np.int16)
+    small = faces.copy_thumbnails().astype(np.int16)
     flat, mirrored = small.reshape(n, -1), small[:, :, ::-1].reshape(n, -1)
     rows, cols = [], []
     chunk = max(1, 2**25 // max(1, n * flat.shape[1]))  # bounds the temporary difference array (~64 MB)

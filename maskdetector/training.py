@@ -13,6 +13,7 @@ import platform
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,9 +34,11 @@ from maskdetector.config import (
     MODEL_FILENAME,
 )
 from maskdetector.datasets import LabelledFaces, concatenate, copy_groups, load_image_folder, load_scene_crops
+from maskdetector.detection import create_detector
 from maskdetector.errors import UserError
 from maskdetector.evaluation import format_scores, plot_confusion_matrix, plot_training_curves, score
 from maskdetector.model import build_model, silent_channels
+from maskdetector.preprocessing import Box
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,7 @@ class TrainingConfig:
     scene_min_side: int = 16  # smaller scene faces are too blurry to teach anything
     init_model: Path | None = None  # start from this model's weights (fine-tune / continue) instead of random
     ema_momentum: float = 0.99  # > 0: validate, checkpoint and save an exponential moving average of the weights
+    crop_faces: str | None = None  # a detector name: --data images are reduced to their largest face
     verbose: int | str = "auto"
     extra_info: dict = field(default_factory=dict)
 
@@ -101,8 +105,14 @@ def load_real_holdout(scenes_dir: Path, class_names: list[str], holdout_percent:
     )
 
 
+def face_finder(detector: str | None) -> Callable[[np.ndarray], list[Box]] | None:
+    """The `detect` of the named face detector, for cutting faces out of folder images (None: keep them whole)."""
+    return create_detector(detector).detect if detector else None
+
+
 def load_training_data(config: TrainingConfig) -> LabelledFaces:
-    parts = [load_image_folder(d) for d in config.data_dirs]
+    find_faces = face_finder(config.crop_faces)
+    parts = [load_image_folder(d, find_faces=find_faces) for d in config.data_dirs]
     names = parts[0].class_names
     for d, part in zip(config.data_dirs, parts, strict=True):
         if part.class_names != names:
