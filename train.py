@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from maskdetector.config import DEFAULT_DATA_DIR, DEFAULT_MODEL_PATH, HOLDOUT_PERCENT, MODEL_DIR
+from maskdetector.detection import DETECTORS
 from maskdetector.errors import UserError
 
 
@@ -61,13 +62,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--crop-faces",
-        metavar="DETECTOR",
-        help="cut the largest face out of every --data image with this detector (e.g. blazeface), as the app "
-        "crops faces; images without a face stay whole",
+        default="blazeface",
+        choices=[*sorted(DETECTORS), "none"],
+        help="cut the largest face out of every --data image with this face detector, as the app crops the faces "
+        "it classifies (default blazeface; images without a face stay whole); none: use the images whole",
     )
     parser.add_argument("--evaluate-only", action="store_true", help="score --model on --data/--scenes, no training")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help="model for --evaluate-only")
     args = parser.parse_args(argv)
+    args.crop_faces = None if args.crop_faces == "none" else args.crop_faces
     for name in ("epochs", "batch_size", "patience"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
@@ -89,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.evaluate_only:
             data = args.data[0] if args.data else (None if args.scenes else DEFAULT_DATA_DIR)
-            results = training.evaluate(args.model, data, args.scenes, args.holdout_percent)
+            results = training.evaluate(args.model, data, args.scenes, args.holdout_percent, args.crop_faces)
             print("\n".join(format_scores(title, s) for title, s in results.items()))
             return 0
         config = training.TrainingConfig(

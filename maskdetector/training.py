@@ -65,7 +65,7 @@ class TrainingConfig:
     scene_min_side: int = 16  # smaller scene faces are too blurry to teach anything
     init_model: Path | None = None  # start from this model's weights (fine-tune / continue) instead of random
     ema_momentum: float = 0.99  # > 0: validate, checkpoint and save an exponential moving average of the weights
-    crop_faces: str | None = None  # a detector name: --data images are reduced to their largest face
+    crop_faces: str | None = "blazeface"  # a detector name: --data images are reduced to their largest face
     verbose: int | str = "auto"
     extra_info: dict = field(default_factory=dict)
 
@@ -108,6 +108,13 @@ def load_real_holdout(scenes_dir: Path, class_names: list[str], holdout_percent:
 def face_finder(detector: str | None) -> Callable[[np.ndarray], list[Box]] | None:
     """The `detect` of the named face detector, for cutting faces out of folder images (None: keep them whole)."""
     return create_detector(detector).detect if detector else None
+
+
+def folder_kind(crop_faces: str | None) -> str:
+    """How class-folder images were read, for the report."""
+    if not crop_faces:
+        return "class folders, whole images"
+    return f"class folders, the largest face cut out by {crop_faces} (margin {FACE_MARGIN}); whole if none found"
 
 
 def load_training_data(config: TrainingConfig) -> LabelledFaces:
@@ -310,7 +317,7 @@ def train(config: TrainingConfig) -> dict:
     metrics.update(
         {
             "counts": counts,
-            "data_sources": [{"path": str(d), "kind": "class folders"} for d in config.data_dirs]
+            "data_sources": [{"path": str(d), "kind": folder_kind(config.crop_faces)} for d in config.data_dirs]
             + (
                 [
                     {
@@ -384,13 +391,18 @@ def save_artifacts(
     plot_confusion_matrix(metrics["test"]["confusion_matrix"], names, out / "confusion_matrix.png")
 
 
-def evaluate(model_path: Path, data_dir: Path | None, scenes_dir: Path | None, holdout_percent: int) -> dict:
-    """Score an existing model on a labelled folder and/or the held-out crops of a scenes folder."""
+def evaluate(
+    model_path: Path, data_dir: Path | None, scenes_dir: Path | None, holdout_percent: int, crop_faces: str | None
+) -> dict:
+    """Score an existing model on a labelled folder (faces cut out as in training) and/or the held-out crops
+    of a scenes folder."""
     classifier = MaskClassifier.load(model_path)
     results = {}
     if data_dir is not None:
-        data = load_image_folder(data_dir, classifier.class_names)
-        results[str(data_dir)] = score(data.labels, classifier.predict_indices(data.images), data.class_names)
+        data = load_image_folder(data_dir, classifier.class_names, face_finder(crop_faces))
+        results[f"{data_dir} ({folder_kind(crop_faces)})"] = score(
+            data.labels, classifier.predict_indices(data.images), data.class_names
+        )
     if scenes_dir is not None:
         crops = load_real_holdout(scenes_dir, classifier.class_names, holdout_percent)
         if not len(crops):

@@ -115,6 +115,7 @@ def test_one_epoch_run_writes_every_artifact_and_they_load(face_folder, tmp_path
     assert total == 20
     assert "copies of one photo may be on both sides" in metrics["split"]  # 20 look-alike generated images
     assert metrics["epochs_run"] == 1 and metrics["seed"] == 42 and metrics["training_seconds"] > 0
+    assert "largest face cut out by blazeface" in metrics["data_sources"][0]["kind"]  # the default
     assert {name: c["of"] for name, c in metrics["silent_channels"].items()} == {"conv1": 200, "conv2": 100}
     assert {name: len(c) for name, c in labels["silent_channels"].items()} == {
         name: c["silent"] for name, c in metrics["silent_channels"].items()
@@ -131,10 +132,14 @@ def test_one_epoch_run_writes_every_artifact_and_they_load(face_folder, tmp_path
     assert prediction.label in classifier.class_names and 0.5 <= prediction.confidence <= 1.0
 
 
-def test_evaluate_only_scores_a_folder(face_folder, untrained_model, run_train):
-    result = run_train("--evaluate-only", "--model", str(untrained_model), "--data", str(face_folder))
+@pytest.mark.parametrize(
+    ("crop", "how"), [([], "largest face cut out by blazeface"), (["--crop-faces", "none"], "whole")]
+)
+def test_evaluate_only_scores_a_folder(face_folder, untrained_model, run_train, crop, how):
+    result = run_train("--evaluate-only", "--model", str(untrained_model), "--data", str(face_folder), *crop)
     assert result.returncode == 0, result.stderr
     assert "accuracy" in result.stdout and "with_mask" in result.stdout and "confusion matrix" in result.stdout
+    assert how in result.stdout.splitlines()[0]
 
 
 @pytest.mark.parametrize(
@@ -349,3 +354,46 @@ def test_split_of_images_that_all_look_alike_falls_back_to_a_plain_split(caplog)
     assert "cannot be kept apart" in caplog.text and "may be on both sides" in method
     assert sorted(np.concatenate(list(parts.values()))) == list(range(30))
     assert all(set(labels[idx]) == {0, 1} for idx in parts.values())
+
+
+def test_folder_images_are_reduced_to_their_largest_face(tmp_path):
+    """Training sees faces cut out as the app cuts them; a photo without a face is kept whole."""
+    import cv2
+
+    from maskdetector.datasets import load_image_folder
+    from maskdetector.preprocessing import crop_face, face_to_input
+
+    rng = np.random.default_rng(3)
+    person, portrait = rng.integers(0, 256, (300, 200, 3), np.uint8), rng.integers(0, 256, (120, 100, 3), np.uint8)
+    for name, image in (("with_mask", person), ("without_mask", portrait)):
+        (tmp_path / name).mkdir()
+        cv2.imwrite(str(tmp_path / name / "a.png"), image)
+    boxes = {person.shape: [(10, 10, 20, 20), (60, 40, 80, 100)], portrait.shape: []}
+
+    faces = load_image_folder(tmp_path, find_faces=lambda image: boxes[image.shape])
+
+    np.testing.assert_array_equal(faces.images[0], face_to_input(crop_face(person, (60, 40, 80, 100))))
+    np.testing.assert_array_equal(faces.images[1], face_to_input(portrait))
+    assert faces.thumbnails is not None and faces.thumbnails.shape == (2, 32, 32)
+
+
+def test_copies_are_found_on_whole_files_when_faces_are_cut_out(tmp_path):
+    """A photo and its mirror image stay one group even when the detector frames their faces differently."""
+    import cv2
+
+    from maskdetector.datasets import LabelledFaces, copy_groups, load_image_folder
+
+    rng = np.random.default_rng(4)
+    photo, other = (cv2.resize(_photo(rng), (200, 200)) for _ in range(2))
+    for name, images in (("with_mask", [photo, other]), ("without_mask", [photo[:, ::-1]])):
+        (tmp_path / name).mkdir()
+        for i, image in enumerate(images):
+            cv2.imwrite(str(tmp_path / name / f"{i}.png"), image)
+    framings = iter([[(0, 0, 90, 90)], [(0, 0, 90, 90)], [(60, 100, 90, 90)]])  # files load class by class
+
+    faces = load_image_folder(tmp_path, find_faces=lambda image: next(framings))
+    groups = copy_groups(faces)
+
+    assert groups[0] == groups[2] != groups[1]  # the photo and its mirror; the other photo apart
+    crops_only = LabelledFaces(faces.images, faces.labels, faces.class_names, origins=faces.origins)
+    assert copy_groups(crops_only)[0] != copy_groups(crops_only)[2]  # the crops alone do not show the copy
