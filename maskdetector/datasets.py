@@ -103,7 +103,7 @@ def load_image_folder(
     if unknown:
         raise UserError(f"class folder(s) {', '.join(unknown)} in {root} are not classes of the model {names}")
 
-    images, wholes, labels, origins, skipped = [], [], [], [], 0
+    images, wholes, labels, origins, skipped, uncut = [], [], [], [], 0, 0
     for folder in folders:
         files = sorted(p for p in (root / folder).iterdir() if p.is_file() and not p.name.startswith("."))
         loaded = 0
@@ -115,6 +115,7 @@ def load_image_folder(
             wholes.append(face_to_input(image))
             face = largest_face(image, find_faces) if find_faces else image
             images.append(wholes[-1] if face is image else face_to_input(face))
+            uncut += face is image
             labels.append(names.index(folder))
             origins.append(str(path))
             loaded += 1
@@ -122,23 +123,16 @@ def load_image_folder(
             raise UserError(f"class folder {root / folder} contains no readable images")
     if skipped:
         log.warning("skipped %d unreadable or non-image file(s) in %s", skipped, root)
-    wholes, images = np.stack(wholes), np.stack(images)
     if find_faces:
-        kept_whole = int(sum(np.array_equal(a, b) for a, b in zip(wholes, images, strict=True)))
-        log.info(
-            "%s: cut the face out of %d images, kept %d whole (no face found)",
-            root,
-            len(images) - kept_whole,
-            kept_whole,
-        )
+        log.info("%s: cut the face out of %d images, kept %d whole (no face found)", root, len(images) - uncut, uncut)
     return LabelledFaces(
-        images,
+        np.stack(images),
         np.array(labels, np.int64),
         names,
         [root.name] * len(labels),
         skipped,
         origins,
-        thumbnails(wholes) if find_faces else None,
+        thumbnails(np.stack(wholes)) if find_faces else None,
     )
 
 

@@ -397,3 +397,26 @@ def test_copies_are_found_on_whole_files_when_faces_are_cut_out(tmp_path):
     assert groups[0] == groups[2] != groups[1]  # the photo and its mirror; the other photo apart
     crops_only = LabelledFaces(faces.images, faces.labels, faces.class_names, origins=faces.origins)
     assert copy_groups(crops_only)[0] != copy_groups(crops_only)[2]  # the crops alone do not show the copy
+
+
+def test_a_real_photo_is_cut_down_to_its_annotated_face(tmp_path, shared_datasets):
+    """With the default detector a street photo trains as the face in it, framed like the app frames faces."""
+    import shutil
+    import xml.etree.ElementTree as ET
+
+    from maskdetector.datasets import load_image_folder
+    from maskdetector.detection import create_detector
+    from maskdetector.preprocessing import crop_face, face_to_input, read_image
+
+    scenes = shared_datasets / "scenes-dev"
+    box = ET.parse(scenes / "annotations" / "maksssksksss128.xml").getroot().find("object/bndbox")
+    x0, y0, x1, y1 = (int(box.find(k).text) for k in ("xmin", "ymin", "xmax", "ymax"))
+    for name in ("with_mask", "without_mask"):
+        (tmp_path / name).mkdir()
+        shutil.copy(scenes / "images" / "maksssksksss128.png", tmp_path / name / "photo.png")
+    photo = read_image(scenes / "images" / "maksssksksss128.png")
+
+    loaded = load_image_folder(tmp_path, find_faces=create_detector("blazeface").detect).images[0].astype(int)
+
+    annotated = face_to_input(crop_face(photo, (x0, y0, x1 - x0, y1 - y0))).astype(int)
+    assert np.abs(loaded - annotated).mean() < np.abs(face_to_input(photo).astype(int) - annotated).mean() / 2
