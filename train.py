@@ -69,6 +69,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--evaluate-only", action="store_true", help="score --model on --data/--scenes, no training")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help="model for --evaluate-only")
+    parser.add_argument(
+        "--test-split",
+        action="store_true",
+        help="with --evaluate-only: score only the test split that training on the same --data, --scenes, "
+        "--seed and --holdout-percent holds out (re-measures a trained model's report)",
+    )
     args = parser.parse_args(argv)
     args.crop_faces = None if args.crop_faces == "none" else args.crop_faces
     for name in ("epochs", "batch_size", "patience"):
@@ -78,6 +84,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--balance-power must be in 0..1")
     if not 0 <= args.ema_momentum < 1:
         parser.error("--ema-momentum must be in 0..1 (exclusive of 1)")
+    if args.test_split and not args.evaluate_only:
+        parser.error("--test-split goes with --evaluate-only")
     if not 0 <= args.holdout_percent < 100:
         parser.error("--holdout-percent must be in 0..99")
     return args
@@ -90,11 +98,6 @@ def main(argv: list[str] | None = None) -> int:
         from maskdetector import training  # imports TensorFlow: after argument checks, so --help is instant
         from maskdetector.evaluation import format_scores
 
-        if args.evaluate_only:
-            data = args.data[0] if args.data else (None if args.scenes else DEFAULT_DATA_DIR)
-            results = training.evaluate(args.model, data, args.scenes, args.holdout_percent, args.crop_faces)
-            print("\n".join(format_scores(title, s) for title, s in results.items()))
-            return 0
         config = training.TrainingConfig(
             data_dirs=args.data or [DEFAULT_DATA_DIR],
             out_dir=args.out,
@@ -111,6 +114,14 @@ def main(argv: list[str] | None = None) -> int:
             crop_faces=args.crop_faces,
             verbose=1 if sys.stdout.isatty() else 2,
         )
+        if args.evaluate_only:
+            if args.test_split:
+                results = training.evaluate_test_split(args.model, config)
+            else:
+                data = args.data[0] if args.data else (None if args.scenes else DEFAULT_DATA_DIR)
+                results = training.evaluate(args.model, data, args.scenes, args.holdout_percent, args.crop_faces)
+            print("\n".join(format_scores(title, s) for title, s in results.items()))
+            return 0
         metrics = training.train(config)
         print(training.summary(metrics))
         print(f"saved model, labels, metrics and plots to {args.out}/")

@@ -287,14 +287,7 @@ def train(config: TrainingConfig) -> dict:
 
     test_idx = parts["test"]
     classifier = MaskClassifier(model, names)
-    predicted = classifier.predict_indices(data.images[test_idx])
-    truth = data.labels[test_idx]
-    sources = np.array(data.sources)[test_idx]
-    metrics = {
-        "classes": names,
-        "test": score(truth, predicted, names),
-        "test_by_source": {s: score(truth[sources == s], predicted[sources == s], names) for s in sorted(set(sources))},
-    }
+    metrics = {"classes": names, **score_split(classifier, data, test_idx)}
     counts = {k: counts_by_source(data, v) for k, v in parts.items()}
     if config.scenes_dir is not None:
         holdout = load_real_holdout(config.scenes_dir, names, config.holdout_percent)
@@ -360,6 +353,16 @@ def train(config: TrainingConfig) -> dict:
     return metrics
 
 
+def score_split(classifier: MaskClassifier, data: LabelledFaces, idx: np.ndarray) -> dict:
+    """Scores of the images `idx` of `data`: all together ("test") and per data source ("test_by_source")."""
+    predicted = classifier.predict_indices(data.images[idx])
+    truth, sources, names = data.labels[idx], np.array(data.sources)[idx], data.class_names
+    return {
+        "test": score(truth, predicted, names),
+        "test_by_source": {s: score(truth[sources == s], predicted[sources == s], names) for s in sorted(set(sources))},
+    }
+
+
 def save_artifacts(
     model: keras.Model,
     names: list[str],
@@ -409,6 +412,23 @@ def evaluate(
             raise UserError(f"no held-out face crops of the model's classes in {scenes_dir}")
         title = f"{scenes_dir} (held-out face crops >= {REAL_EVAL_MIN_SIDE} px)"
         results[title] = score(crops.labels, classifier.predict_indices(crops.images), crops.class_names)
+    return results
+
+
+def evaluate_test_split(model_path: Path, config: TrainingConfig) -> dict:
+    """Score a model on the test split that training with `config` holds out (same data, seed and hold-out),
+    to re-measure a trained model's report, e.g. with faces cut out differently."""
+    classifier = MaskClassifier.load(model_path)
+    data = load_training_data(config)
+    if list(classifier.class_names) != data.class_names:
+        raise UserError(
+            f"{model_path} predicts {list(classifier.class_names)}, but the data has classes {data.class_names}"
+        )
+    parts, _ = split(data, config)
+    scores = score_split(classifier, data, parts["test"])
+    kind = folder_kind(config.crop_faces)
+    results = {f"test split ({kind})": scores["test"]}
+    results.update({f"test split, {source}": s for source, s in scores["test_by_source"].items()})
     return results
 
 

@@ -131,6 +131,14 @@ def test_one_epoch_run_writes_every_artifact_and_they_load(face_folder, tmp_path
     [prediction] = classifier.classify([crop])
     assert prediction.label in classifier.class_names and 0.5 <= prediction.confidence <= 1.0
 
+    # --test-split re-measures the report: the same held-out images, the same answers
+    rescored = run_train(
+        "--evaluate-only", "--test-split", "--model", str(out / "mask_detector.keras"), "--data", str(face_folder)
+    )
+    assert rescored.returncode == 0, rescored.stderr
+    assert f"confusion matrix (rows true, columns predicted): {metrics['test']['confusion_matrix']}" in rescored.stdout
+    assert f"on {metrics['test']['n']} images" in rescored.stdout.splitlines()[0]
+
 
 @pytest.mark.parametrize(
     ("crop", "how"), [([], "largest face cut out by blazeface"), (["--crop-faces", "none"], "whole")]
@@ -420,3 +428,10 @@ def test_a_real_photo_is_cut_down_to_its_annotated_face(tmp_path, shared_dataset
 
     annotated = face_to_input(crop_face(photo, (x0, y0, x1 - x0, y1 - y0))).astype(int)
     assert np.abs(loaded - annotated).mean() < np.abs(face_to_input(photo).astype(int) - annotated).mean() / 2
+
+
+def test_test_split_without_evaluate_only_is_a_usage_error(face_folder, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train.parse_args(["--data", str(face_folder), "--test-split"])
+    assert exit_info.value.code == 2
+    assert "--test-split goes with --evaluate-only" in capsys.readouterr().err
