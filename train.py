@@ -46,6 +46,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="class weighting within each data source: 1 balances the classes fully, 0 not at all (default 0.5)",
     )
     parser.add_argument(
+        "--scene-weight",
+        type=float,
+        default=1.5,
+        help="loss weight of each --scenes face crop relative to a --data image, after the class weighting "
+        "(default 1.5: real faces count more)",
+    )
+    parser.add_argument(
         "--holdout-percent", type=int, default=HOLDOUT_PERCENT, help="share of --scenes images never trained on"
     )
     parser.add_argument(
@@ -80,6 +87,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name in ("epochs", "batch_size", "patience"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.scene_weight <= 0:
+        parser.error("--scene-weight must be above 0")
     if not 0 <= args.balance_power <= 1:
         parser.error("--balance-power must be in 0..1")
     if not 0 <= args.ema_momentum < 1:
@@ -110,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
             holdout_percent=args.holdout_percent,
             init_model=args.init_model,
             balance_power=args.balance_power,
+            scene_weight=args.scene_weight,
             ema_momentum=args.ema_momentum,
             crop_faces=args.crop_faces,
             verbose=1 if sys.stdout.isatty() else 2,

@@ -62,6 +62,7 @@ class TrainingConfig:
     test_fraction: float = 0.15
     holdout_percent: int = HOLDOUT_PERCENT
     balance_power: float = 0.5  # see balancing_weights
+    scene_weight: float = 1.5  # scene crops' loss weight relative to folder images, after balancing (see train)
     scene_min_side: int = 16  # smaller scene faces are too blurry to teach anything
     init_model: Path | None = None  # start from this model's weights (fine-tune / continue) instead of random
     ema_momentum: float = 0.99  # > 0: validate, checkpoint and save an exponential moving average of the weights
@@ -223,6 +224,15 @@ def balancing_weights(labels: np.ndarray, sources: np.ndarray, power: float = 1.
     return weights
 
 
+def training_weights(data: LabelledFaces, idx: np.ndarray, config: TrainingConfig) -> np.ndarray:
+    """Loss weights of the images `idx`: classes balanced within each source (`balancing_weights`), then
+    scene crops times `config.scene_weight`: the app sees real faces, and the folder images are partly drawn-on."""
+    sources = np.array(data.sources)[idx]
+    weights = balancing_weights(data.labels[idx], sources, config.balance_power)
+    weights[~np.isin(sources, [d.name for d in config.data_dirs])] *= config.scene_weight
+    return weights
+
+
 def counts_by_source(data: LabelledFaces, idx: np.ndarray) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
     for i in idx:
@@ -243,7 +253,7 @@ def train(config: TrainingConfig) -> dict:
     log.info("images per split: %s", {k: len(v) for k, v in parts.items()})
 
     train_idx, val_idx = parts["train"], parts["validation"]
-    weights = balancing_weights(data.labels[train_idx], np.array(data.sources)[train_idx], config.balance_power)
+    weights = training_weights(data, train_idx, config)
     train_ds = make_dataset(
         data.images[train_idx], data.labels[train_idx], len(names), config, augment=True, weights=weights
     )
@@ -339,6 +349,7 @@ def train(config: TrainingConfig) -> dict:
             "init_model": str(config.init_model) if config.init_model else None,
             "ema_momentum": config.ema_momentum,  # 0: no averaging
             "balance_power": config.balance_power,
+            "scene_weight": config.scene_weight,
             "environment": {
                 "tensorflow": tf.__version__,
                 "keras": keras.__version__,

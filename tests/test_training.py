@@ -435,3 +435,17 @@ def test_test_split_without_evaluate_only_is_a_usage_error(face_folder, capsys):
         train.parse_args(["--data", str(face_folder), "--test-split"])
     assert exit_info.value.code == 2
     assert "--test-split goes with --evaluate-only" in capsys.readouterr().err
+
+
+def test_scene_crops_weigh_scene_weight_times_a_balanced_folder_image():
+    from maskdetector.datasets import LabelledFaces
+    from maskdetector.training import TrainingConfig, training_weights
+
+    labels = np.array([0, 0, 1, 1, 0, 0, 0, 1])
+    sources = ["observations"] * 4 + ["scenes-dev"] * 4
+    faces = LabelledFaces(np.zeros((8, 100, 100, 3), np.uint8), labels, ["with_mask", "without_mask"], sources)
+    config = TrainingConfig(data_dirs=[Path("data/observations")], out_dir=Path("unused"), scene_weight=1.5)
+    weights = training_weights(faces, np.arange(8), config)
+    np.testing.assert_allclose(weights[:4], 1.0)  # balanced folder: weight 1 each
+    assert weights[4:].sum() == pytest.approx(1.5 * 4)  # the scene source's total weight, times 1.5
+    assert weights[7] > weights[4]  # its rare unmasked face still weighs more than a masked one
