@@ -59,13 +59,16 @@ def test_silent_channels_are_left_out_of_the_tflite_graph_without_changing_its_o
     from maskdetector.model import build_model, silent_channels, without_channels
 
     model = build_model(2)
-    for name, silenced in (("conv1", [3, 150]), ("conv2", [0, 7, 42, 99])):  # no input can switch these on
+    silent = {"conv1": [3, 150], "conv2": [0, 7, 42, 99]}
+    for name, silenced in silent.items():  # no input can switch these on
         kernel, bias = model.get_layer(name).get_weights()
         bias[silenced] = -1e3
         model.get_layer(name).set_weights([kernel, bias])
     images = np.random.default_rng(2).integers(0, 256, (5, 100, 100, 3)).astype(np.float32)
-    silent = silent_channels(model, images)
-    assert set(silent["conv1"]) >= {3, 150} and set(silent["conv2"]) >= {0, 7, 42, 99}
+    found = silent_channels(model, images)
+    # random weights may leave a few more channels dark on these 5 images that other images switch on,
+    # so only the forced ones are left out below
+    assert set(found["conv1"]) >= set(silent["conv1"]) and set(found["conv2"]) >= set(silent["conv2"])
 
     smaller = without_channels(model, silent)
     assert smaller.count_params() < model.count_params() - 4 * 23 * 23 * 50  # the dense rows of 4 channels went
