@@ -111,6 +111,14 @@ def face_finder(detector: str | None) -> Callable[[np.ndarray], list[Box]] | Non
     return create_detector(detector).detect if detector else None
 
 
+def load_for(model_path: Path, class_names: list[str]) -> MaskClassifier:
+    """Load a model that must predict exactly the data's classes (UserError otherwise)."""
+    classifier = MaskClassifier.load(model_path)
+    if list(classifier.class_names) != class_names:
+        raise UserError(f"{model_path} predicts {list(classifier.class_names)}, but the data has classes {class_names}")
+    return classifier
+
+
 def folder_kind(crop_faces: str | None) -> str:
     """How class-folder images were read, for the report."""
     if not crop_faces:
@@ -261,9 +269,7 @@ def train(config: TrainingConfig) -> dict:
 
     model = build_model(len(names))
     if config.init_model is not None:
-        start = MaskClassifier.load(config.init_model)
-        if list(start.class_names) != names:
-            raise UserError(f"{config.init_model} predicts {list(start.class_names)}, but the data has classes {names}")
+        start = load_for(config.init_model, names)
         model.set_weights(start.model.get_weights())
         log.info("starting from the weights of %s", config.init_model)
     model.compile(
@@ -429,12 +435,8 @@ def evaluate(
 def evaluate_test_split(model_path: Path, config: TrainingConfig) -> dict:
     """Score a model on the test split that training with `config` holds out (same data, seed and hold-out),
     to re-measure a trained model's report, e.g. with faces cut out differently."""
-    classifier = MaskClassifier.load(model_path)
     data = load_training_data(config)
-    if list(classifier.class_names) != data.class_names:
-        raise UserError(
-            f"{model_path} predicts {list(classifier.class_names)}, but the data has classes {data.class_names}"
-        )
+    classifier = load_for(model_path, data.class_names)
     parts, _ = split(data, config)
     scores = score_split(classifier, data, parts["test"])
     kind = folder_kind(config.crop_faces)
