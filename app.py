@@ -21,7 +21,7 @@ from maskdetector.cli import (
 )
 from maskdetector.errors import UserError
 from maskdetector.settings import ENV_PREFIX, validate
-from maskdetector.sources import sources_from_settings
+from maskdetector.sources.parsing import sources_from_settings
 
 log = logging.getLogger("maskdetector.app")
 
@@ -96,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         ensure_port_free(settings["HOST"], settings["PORT"])
         from werkzeug.serving import make_server
 
-        from maskdetector.web import create_app, get_state  # imports TensorFlow: only once the input is known good
+        from maskdetector.web.app import create_app  # imports TensorFlow: only once the input is known good
+        from maskdetector.web.state import get_state
 
         app = create_app(settings)
         try:

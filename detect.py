@@ -12,20 +12,21 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Protocol
 
-from maskdetector.annotation import draw_faces
-from maskdetector.batch import AnnotatedWriter, Frame, Input, Progress, VideoInput, analyse_in_order, plan_inputs
 from maskdetector.cli import OneLineParser, add_analyzer_options, set_settings_defaults, settings_from_args
 from maskdetector.errors import UserError
-from maskdetector.pipeline import Face
 from maskdetector.settings import ENV_PREFIX, validate
-from maskdetector.streaming import Analyzer
-
-
-class FileAnalyzer(Analyzer, Protocol):
-    def for_video(self) -> Analyzer:
-        """An analyzer for one video's consecutive frames (it may follow faces between detections)."""
+from maskdetector.sources.files import (
+    AnnotatedWriter,
+    Frame,
+    Input,
+    Progress,
+    VideoInput,
+    analyse_in_order,
+    plan_inputs,
+)
+from maskdetector.types import Face, FileAnalyzer
+from maskdetector.vision.annotation import draw_faces
 
 
 def parse_args(argv: list[str] | None, environ: dict[str, str]) -> tuple[argparse.Namespace, dict[str, object]]:
@@ -62,7 +63,7 @@ def run(
 
     Ctrl+C (the way to stop a camera) ends the run early but normally: outputs are finished, the summary printed.
     """
-    from maskdetector.service import frame_record  # imports TensorFlow, which main() loads only after cheap checks
+    from maskdetector.vision.analyzers import frame_record  # imports TensorFlow: main() loads it after cheap checks
 
     processed = 0
     bar = False
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         validate(settings)
         inputs = plan_inputs(args.inputs)  # cheap checks first: the model load below takes seconds
         writer = AnnotatedWriter(args.output, inputs) if args.output else None
-        from maskdetector.service import WholeImageAnalyzer, build_analyzer  # imports TensorFlow
+        from maskdetector.vision.analyzers import WholeImageAnalyzer, build_analyzer  # imports TensorFlow
 
         analyzer = build_analyzer(settings)
         if args.whole_image:

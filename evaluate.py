@@ -3,7 +3,7 @@
 DIR holds images/ and annotations/*.xml (PASCAL VOC). For each detector it prints face recall, detection
 precision, label accuracy on the faces found and end-to-end recall, at IoU 0.3 and 0.5, over all faces and
 over faces with both sides >= --min-side px, for all images and for the images the classifier was not trained
-on (held out by file name, as train.py does). See maskdetector/scene_eval.py for the matching rules.
+on (held out by file name, as train.py does). See maskdetector/training/scene_eval.py for the matching rules.
 Bad input ends with one `error: ...` line and exit code 2.
 """
 
@@ -16,11 +16,11 @@ import sys
 from pathlib import Path
 
 from maskdetector.cli import OneLineParser, add_analyzer_options, set_settings_defaults, settings_from_args
-from maskdetector.config import HOLDOUT_PERCENT
-from maskdetector.datasets import is_holdout_scene, load_scene_annotations
-from maskdetector.detection import DETECTORS
+from maskdetector.constants import HOLDOUT_PERCENT
 from maskdetector.errors import UserError
 from maskdetector.settings import ENV_PREFIX, validate
+from maskdetector.training.datasets import is_holdout_scene, load_scene_annotations
+from maskdetector.vision.detectors import DETECTORS
 
 IOU_THRESHOLDS = (0.3, 0.5)
 
@@ -64,9 +64,9 @@ def format_rows(rows: list[dict]) -> str:
 
 
 def evaluate_scenes(args: argparse.Namespace, settings: dict[str, object]) -> int:
-    from maskdetector.classification import MaskClassifier  # imports TensorFlow: after the cheap checks
-    from maskdetector.scene_eval import mean_ms, run_scenes, score_scenes
-    from maskdetector.service import detector_from_settings
+    from maskdetector.training.scene_eval import mean_ms, run_scenes, score_scenes
+    from maskdetector.vision.analyzers import detector_from_settings
+    from maskdetector.vision.classifier import MaskClassifier  # imports TensorFlow: after the cheap checks
 
     scenes = load_scene_annotations(args.data)
     if args.holdout_only:

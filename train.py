@@ -9,9 +9,9 @@ import logging
 import sys
 from pathlib import Path
 
-from maskdetector.config import DEFAULT_DATA_DIR, DEFAULT_MODEL_PATH, HOLDOUT_PERCENT, MODEL_DIR
-from maskdetector.detection import DETECTORS
+from maskdetector.constants import DEFAULT_DATA_DIR, DEFAULT_MODEL_PATH, HOLDOUT_PERCENT, MODEL_DIR
 from maskdetector.errors import UserError
+from maskdetector.vision.detectors import DETECTORS
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -104,8 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        from maskdetector import training  # imports TensorFlow: after argument checks, so --help is instant
-        from maskdetector.evaluation import format_scores
+        # imports TensorFlow: after argument checks, so --help is instant
+        from maskdetector.training import trainer as training
+        from maskdetector.training.metrics import format_scores
 
         config = training.TrainingConfig(
             data_dirs=args.data or [DEFAULT_DATA_DIR],

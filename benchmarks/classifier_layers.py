@@ -22,10 +22,10 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from pipeline_bench import median_ms  # noqa: E402  (this script's folder is on sys.path)
 
-from maskdetector.classification import to_tflite  # noqa: E402
-from maskdetector.config import DEFAULT_MODEL_PATH  # noqa: E402
-from maskdetector.model import used_input_size, with_input_size  # noqa: E402
-from maskdetector.tflite import make_interpreter  # noqa: E402
+from maskdetector.constants import DEFAULT_MODEL_PATH  # noqa: E402
+from maskdetector.vision.classifier import to_tflite  # noqa: E402
+from maskdetector.vision.model import used_input_size, with_input_size  # noqa: E402
+from maskdetector.vision.tflite import make_interpreter  # noqa: E402
 
 
 def multiply_adds(layer: keras.layers.Layer) -> int:

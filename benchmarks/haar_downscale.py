@@ -20,11 +20,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from maskdetector.datasets import AnnotatedFace, SceneAnnotation, load_scene_annotations  # noqa: E402
-from maskdetector.detection import create_detector  # noqa: E402
-from maskdetector.pipeline import Face  # noqa: E402
-from maskdetector.preprocessing import read_image  # noqa: E402
-from maskdetector.scene_eval import Counts, score_image  # noqa: E402
+from maskdetector.training.datasets import AnnotatedFace, SceneAnnotation, load_scene_annotations  # noqa: E402
+from maskdetector.training.scene_eval import Counts, score_image  # noqa: E402
+from maskdetector.types import Face  # noqa: E402
+from maskdetector.vision.detectors import create_detector  # noqa: E402
+from maskdetector.vision.preprocessing import read_image  # noqa: E402
 
 LIVE_WIDTH = 640
 MIN_SIDE = 32

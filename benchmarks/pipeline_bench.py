@@ -45,16 +45,19 @@ import cv2  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from maskdetector.annotation import annotate, encode_jpeg  # noqa: E402
-from maskdetector.batch import Frame, VideoInput, analyse_in_order  # noqa: E402
-from maskdetector.classification import MaskClassifier, TFLiteRunner, read_labels  # noqa: E402
-from maskdetector.config import DEFAULT_MODEL_PATH  # noqa: E402
-from maskdetector.datasets import load_scene_annotations, load_scene_crops  # noqa: E402
-from maskdetector.detection import HaarDetector, create_detector, default_cascade_path, greedy_match  # noqa: E402
-from maskdetector.motion import FaceFollower  # noqa: E402
-from maskdetector.pipeline import Face, FrameAnalyzer  # noqa: E402
-from maskdetector.preprocessing import Box, crop_face, faces_to_batch, read_image  # noqa: E402
+from maskdetector.constants import DEFAULT_MODEL_PATH  # noqa: E402
 from maskdetector.settings import DEFAULTS  # noqa: E402
+from maskdetector.sources.files import Frame, VideoInput, analyse_in_order  # noqa: E402
+from maskdetector.training.datasets import load_scene_annotations, load_scene_crops  # noqa: E402
+from maskdetector.types import Box, Face  # noqa: E402
+from maskdetector.vision.annotation import annotate, encode_jpeg  # noqa: E402
+from maskdetector.vision.boxes import greedy_match  # noqa: E402
+from maskdetector.vision.classifier import MaskClassifier, TFLiteRunner, read_labels  # noqa: E402
+from maskdetector.vision.detectors import create_detector  # noqa: E402
+from maskdetector.vision.detectors.haar import HaarDetector, default_cascade_path  # noqa: E402
+from maskdetector.vision.face_following import FaceFollower  # noqa: E402
+from maskdetector.vision.pipeline import FrameAnalyzer  # noqa: E402
+from maskdetector.vision.preprocessing import crop_face, faces_to_batch, read_image  # noqa: E402
 
 WIDTH, HEIGHT, FPS = 640, 480, 30
 JPEG_QUALITY = 80  # the app's default
@@ -182,7 +185,7 @@ def naive_loop(clip: Path, truth: list[list[Box]], model: keras.Model, class_nam
 def project_pass(clip: Path, truth: list[list[Box]], analyzer: FrameAnalyzer, overlapped: bool) -> Run:
     """Every frame: analyse, annotate and JPEG-encode as the stream does; overlapped as detect.py runs it."""
     run = Run(truth)
-    analyzer = analyzer.for_video()  # one video: the detector may skip frames and follow the faces (motion.py)
+    analyzer = analyzer.for_video()  # one video: the detector may skip frames and follow the faces (face_following.py)
 
     def emit(frame: Frame, faces: list[Face]) -> None:
         encode_jpeg(annotate(frame.image, faces, 0.0), JPEG_QUALITY)
@@ -361,7 +364,7 @@ def main() -> None:
     sample_classifier(100)
     steps |= {f"classifier per face, TFLite, {name}": values[0] for name, values in samples.items()}
 
-    steps["following a face between detector runs, per face (motion.py)"] = follow_ms(clip, truth)
+    steps["following a face between detector runs, per face (face_following.py)"] = follow_ms(clip, truth)
     for name, ms in steps.items():
         print(f"  {name:<66}{ms:8.2f}")
     print(f"  TFLite conversion of the .keras model at load time: {conversion_s:.1f} s")

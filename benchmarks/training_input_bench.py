@@ -20,11 +20,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from maskdetector.config import IMAGE_EXTENSIONS  # noqa: E402
-from maskdetector.datasets import class_folders, load_image_folder  # noqa: E402
-from maskdetector.model import build_model  # noqa: E402
-from maskdetector.preprocessing import face_to_input, read_image  # noqa: E402
-from maskdetector.training import TrainingConfig, build_augmentation, make_dataset  # noqa: E402
+from maskdetector.constants import IMAGE_EXTENSIONS  # noqa: E402
+from maskdetector.training.datasets import class_folders, load_image_folder  # noqa: E402
+from maskdetector.training.trainer import TrainingConfig, build_augmentation, make_dataset  # noqa: E402
+from maskdetector.vision.model import build_model  # noqa: E402
+from maskdetector.vision.preprocessing import face_to_input, read_image  # noqa: E402
 
 
 class NaiveDiskBatches(keras.utils.PyDataset):

@@ -4,9 +4,9 @@ import argparse
 from collections.abc import Mapping
 from typing import NoReturn
 
-from maskdetector.config import CLASSIFIER_BACKENDS
-from maskdetector.detection import DETECTORS
+from maskdetector.constants import CLASSIFIER_BACKENDS
 from maskdetector.settings import DEFAULTS, from_env
+from maskdetector.vision.detectors import DETECTORS
 
 
 class OneLineParser(argparse.ArgumentParser):

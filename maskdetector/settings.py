@@ -7,7 +7,7 @@ test passes to create_app() cannot drift apart. Precedence: explicit config (or 
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-from maskdetector.config import APP_DATA_DIR, CLASSIFIER_BACKENDS, DEFAULT_MODEL_PATH
+from maskdetector.constants import APP_DATA_DIR, CLASSIFIER_BACKENDS, DEFAULT_MODEL_PATH
 from maskdetector.errors import UserError
 
 ENV_PREFIX = "MASKDETECTOR_"
@@ -25,7 +25,7 @@ DEFAULTS: dict[str, object] = {
     "MIN_NEIGHBORS": 5,
     "MIN_FACE_SIZE": 24,  # faces of 24-40 px are common in photos; 40 cost Haar and BlazeFace recall
     "MIN_CONFIDENCE": 0.0,  # 0: the detector's own (mtcnn 0.9, blazeface 0.3, blazeface-fast 0.5); Haar has none
-    "REDETECT_EVERY": 3,  # video: faces are followed between detector runs (motion.py); 1 = detect on every frame
+    "REDETECT_EVERY": 3,  # video: faces followed between detector runs (face_following.py); 1 = detect on every frame
     "MIRROR": False,
     "LOOP": False,
     "JPEG_QUALITY": 80,

@@ -42,7 +42,7 @@ def face_folder(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def untrained_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model file with the real architecture and random weights, plus its labels.json."""
-    from maskdetector.model import build_model
+    from maskdetector.vision.model import build_model
 
     out = tmp_path_factory.mktemp("model")
     build_model(2).save(out / "mask_detector.keras")

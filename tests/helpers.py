@@ -9,8 +9,8 @@ from contextlib import contextmanager
 import numpy as np
 from werkzeug.serving import make_server
 
-from maskdetector.capture import SourceError
-from maskdetector.pipeline import Face
+from maskdetector.sources.capture import SourceError
+from maskdetector.types import Face
 
 FRAME_VALUE = 180  # fake frames are flat grey at this level; placeholders are dark (~32)
 
@@ -79,7 +79,7 @@ def wait_until(condition: Callable[[], bool], timeout: float = 15.0, what: str =
 @contextmanager
 def serve(app: object) -> Iterator[str]:
     """Serve `app` from a threaded werkzeug server on a free 127.0.0.1 port; yields the base URL."""
-    from maskdetector.web import get_state
+    from maskdetector.web.state import get_state
 
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

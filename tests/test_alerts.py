@@ -12,10 +12,10 @@ import cv2
 import numpy as np
 import pytest
 
-from maskdetector.alerts import LOG_FILENAME, AlertGate, Alerts, Webhook
-from maskdetector.monitor import SourceMonitor
-from maskdetector.pipeline import Face
-from maskdetector.tracking import BoxTracker
+from maskdetector.analytics.alerts import LOG_FILENAME, AlertGate, Alerts, Webhook
+from maskdetector.analytics.tracking import BoxTracker
+from maskdetector.types import Face
+from maskdetector.web.monitor import SourceMonitor
 from maskdetector.workers import BackgroundWorker
 
 FRAME = np.full((240, 320, 3), 120, np.uint8)
@@ -157,7 +157,7 @@ def test_client_error_is_not_retried(caplog):
 
 
 def test_dead_webhook_is_retried_logged_and_given_up(caplog):
-    caplog.set_level(logging.WARNING, logger="maskdetector.alerts")
+    caplog.set_level(logging.WARNING, logger="maskdetector.analytics.alerts")
     assert Webhook(closed_port_url(), attempts=3, backoff_s=0.01).send({"id": 7}) is False
     retries = [r for r in caplog.records if r.levelno == logging.WARNING and "retry" in r.getMessage()]
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 from helpers import FakeCamera, read_part, serve, wait_until
 
-from maskdetector.preprocessing import read_image
-from maskdetector.web import create_app, get_state
+from maskdetector.vision.preprocessing import read_image
+from maskdetector.web.app import create_app
+from maskdetector.web.state import get_state
 
 # A large, frontal, unmasked face the default Haar cascade finds (see test_detection.py).
 PHOTO = "maksssksksss128"

@@ -1,6 +1,5 @@
 """app.py's command line: settings from flags over environment, and one-line errors with exit code 2."""
 
-import importlib.util
 import os
 import socket
 import subprocess
@@ -9,15 +8,10 @@ from pathlib import Path
 
 import pytest
 
+import app
+
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "app.py"
-
-
-def load_app_module():
-    spec = importlib.util.spec_from_file_location("maskdetector_app", APP)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def run_app(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -55,7 +49,6 @@ def free_port():
 
 
 def test_flags_win_over_environment_over_defaults():
-    app = load_app_module()
     env = {"MASKDETECTOR_PORT": "7000", "MASKDETECTOR_MIRROR": "yes", "MASKDETECTOR_SOURCE": "1"}
     settings = app.parse_args(["--port", "6000", "--no-mirror", "--min-face-size", "60"], env)
     assert settings["PORT"] == 6000 and settings["MIRROR"] is False and settings["MIN_FACE_SIZE"] == 60
@@ -91,7 +84,6 @@ def test_missing_model_is_one_line_error(tmp_path, free_port):
 
 
 def test_source_repeats_for_several_cameras_and_new_features_have_safe_defaults():
-    app = load_app_module()
     settings = app.parse_args(["--source", "entrance=0", "--source", "hall=1"], {"MASKDETECTOR_SOURCE": "5"})
     assert settings["SOURCE"] == ["entrance=0", "hall=1"]  # the flags replace the environment's single source
     defaults = app.parse_args([], {})

@@ -6,9 +6,9 @@ import time
 import numpy as np
 import pytest
 
-from maskdetector.batch import Frame, analyse_in_order, prefetched
 from maskdetector.errors import UserError
-from maskdetector.pipeline import Face
+from maskdetector.sources.files import Frame, analyse_in_order, prefetched
+from maskdetector.types import Face
 
 
 def numbered_frames(n: int, closed: list[bool] | None = None):

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from helpers import FakeCamera, serve
 
-from maskdetector.alerts import Alerts
-from maskdetector.history import History
-from maskdetector.pipeline import Face
-from maskdetector.tracking import BoxTracker
-from maskdetector.web import create_app
+from maskdetector.analytics.alerts import Alerts
+from maskdetector.analytics.history import History
+from maskdetector.analytics.tracking import BoxTracker
+from maskdetector.types import Face
+from maskdetector.web.app import create_app
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

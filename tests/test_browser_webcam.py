@@ -8,8 +8,8 @@ import pytest
 from helpers import FakeCamera, serve
 from test_browser import CHROMIUM_ARGS, chromium_path  # noqa: F401  (chromium_path is a fixture)
 
-from maskdetector.preprocessing import read_image
-from maskdetector.web import create_app
+from maskdetector.vision.preprocessing import read_image
+from maskdetector.web.app import create_app
 
 sync_api = pytest.importorskip("playwright.sync_api")
 

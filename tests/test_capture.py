@@ -4,8 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from maskdetector.capture import SourceEnded, SourceError, VideoSource, describe_source, parse_source
 from maskdetector.errors import UserError
+from maskdetector.sources.capture import SourceEnded, SourceError, VideoSource, describe_source, parse_source
 
 N_FRAMES = 4
 

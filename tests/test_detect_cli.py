@@ -3,7 +3,7 @@
 Runs main(argv) in-process (TensorFlow loads once per session); one subprocess proves the exit code on its own.
 """
 
-import importlib.util
+import importlib
 import io
 import json
 import logging
@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
-from maskdetector.batch import Progress
+from maskdetector.sources.files import Progress
 
 ROOT = Path(__file__).resolve().parents[1]
 DETECT = ROOT / "detect.py"
@@ -28,10 +28,7 @@ VIDEO_FRAMES = 10
 
 @pytest.fixture(scope="module")
 def detect():
-    spec = importlib.util.spec_from_file_location("maskdetector_detect", DETECT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module("detect")
 
 
 @pytest.fixture

@@ -9,12 +9,13 @@ import cv2
 import numpy as np
 import pytest
 
-from maskdetector import detection
-from maskdetector.classification import MaskClassifier, Prediction
-from maskdetector.detection import DEFAULT_CASCADE, HaarDetector, create_detector
 from maskdetector.errors import UserError
-from maskdetector.pipeline import FrameAnalyzer, count_labels
-from maskdetector.preprocessing import read_image
+from maskdetector.types import Prediction
+from maskdetector.vision.classifier import MaskClassifier
+from maskdetector.vision.detectors import create_detector, haar
+from maskdetector.vision.detectors.haar import DEFAULT_CASCADE, HaarDetector
+from maskdetector.vision.pipeline import FrameAnalyzer, count_labels
+from maskdetector.vision.preprocessing import read_image
 
 # One large, frontal, unmasked face that the default cascade finds with default settings.
 PHOTO = "maksssksksss128"
@@ -54,10 +55,10 @@ def test_unknown_detector_and_bad_cascade_are_user_errors(tmp_path):
 
 
 def test_cascade_in_project_folder_overrides_opencv_default(tmp_path, monkeypatch):
-    monkeypatch.setattr(detection, "CASCADE_DIR", tmp_path)
-    assert detection.default_cascade_path() == Path(cv2.data.haarcascades) / DEFAULT_CASCADE
+    monkeypatch.setattr(haar, "CASCADE_DIR", tmp_path)
+    assert haar.default_cascade_path() == Path(cv2.data.haarcascades) / DEFAULT_CASCADE
     shutil.copy(Path(cv2.data.haarcascades) / DEFAULT_CASCADE, tmp_path / DEFAULT_CASCADE)
-    assert detection.default_cascade_path() == tmp_path / DEFAULT_CASCADE
+    assert haar.default_cascade_path() == tmp_path / DEFAULT_CASCADE
     HaarDetector()  # loads it
 
 

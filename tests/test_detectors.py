@@ -2,7 +2,7 @@
 on a real photo; BlazeFace's anchor decoding; settings each detector ignores; choosing a detector from detect.py and
 the app."""
 
-import importlib.util
+import importlib
 import json
 import sys
 import xml.etree.ElementTree as ET
@@ -12,24 +12,21 @@ import numpy as np
 import pytest
 from helpers import FakeCamera
 
-from maskdetector.detection import (
-    DETECTORS,
+from maskdetector.errors import UserError
+from maskdetector.settings import resolve
+from maskdetector.vision.boxes import clip_box, weighted_nms
+from maskdetector.vision.detectors import DETECTORS, create_detector
+from maskdetector.vision.detectors.blazeface import (
     BlazeFaceDetector,
-    CombinedDetector,
-    HaarDetector,
-    MtcnnDetector,
-    MultiHaarDetector,
     blazeface_model_path,
-    clip_box,
-    create_detector,
     decode_blazeface,
     fuse_views,
     ssd_anchors,
-    weighted_nms,
 )
-from maskdetector.errors import UserError
-from maskdetector.preprocessing import read_image
-from maskdetector.settings import resolve
+from maskdetector.vision.detectors.combined import CombinedDetector
+from maskdetector.vision.detectors.haar import HaarDetector, MultiHaarDetector
+from maskdetector.vision.detectors.mtcnn import MtcnnDetector
+from maskdetector.vision.preprocessing import read_image
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTO = "maksssksksss128"  # one large, frontal, unmasked face
@@ -139,10 +136,7 @@ def test_clip_box():
 
 @pytest.fixture(scope="module")
 def detect_module():
-    spec = importlib.util.spec_from_file_location("maskdetector_detect", ROOT / "detect.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module("detect")
 
 
 @pytest.mark.parametrize("name", ["haar", "mtcnn", "blazeface", "blazeface+mtcnn"])
@@ -165,7 +159,8 @@ def test_detect_cli_rejects_bad_min_confidence(detect_module, capsys, shared_dat
     [("mtcnn", MtcnnDetector), ("blazeface", BlazeFaceDetector), ("blazeface+mtcnn", CombinedDetector)],
 )
 def test_app_config_chooses_the_detector(untrained_model, name, kind):
-    from maskdetector.web import create_app, get_state
+    from maskdetector.web.app import create_app
+    from maskdetector.web.state import get_state
 
     app = create_app(
         {"MODEL": str(untrained_model), "SOURCE": "fake camera", "SOURCE_FACTORY": FakeCamera(), "DETECTOR": name}

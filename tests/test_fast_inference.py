@@ -4,14 +4,15 @@ shrunk frame vs the full frame, and the settings that choose the classifier back
 import numpy as np
 import pytest
 
-from maskdetector.classification import MaskClassifier
-from maskdetector.config import DEFAULT_MODEL_PATH, HOLDOUT_PERCENT
-from maskdetector.datasets import load_scene_crops
-from maskdetector.detection import box_iou, create_detector, resized
+from maskdetector.constants import DEFAULT_MODEL_PATH, HOLDOUT_PERCENT
 from maskdetector.errors import ModelError, UserError
-from maskdetector.preprocessing import read_image
-from maskdetector.service import build_analyzer
 from maskdetector.settings import resolve
+from maskdetector.training.datasets import load_scene_crops
+from maskdetector.vision.analyzers import build_analyzer
+from maskdetector.vision.boxes import box_iou, resized
+from maskdetector.vision.classifier import MaskClassifier
+from maskdetector.vision.detectors import create_detector
+from maskdetector.vision.preprocessing import read_image
 
 PHOTO = "maksssksksss128"  # one large frontal face the default cascade finds
 
@@ -36,7 +37,7 @@ def test_only_the_input_pixels_that_reach_the_output_are_fed_to_tflite():
     import keras
     from keras import layers
 
-    from maskdetector.model import build_model, used_input_size
+    from maskdetector.vision.model import build_model, used_input_size
 
     model = build_model(2)
     assert used_input_size(model) == (98, 98)  # 47x47 conv2 output pools to 23x23: its last row/column is unused
@@ -56,7 +57,7 @@ def test_only_the_input_pixels_that_reach_the_output_are_fed_to_tflite():
 def test_silent_channels_are_left_out_of_the_tflite_graph_without_changing_its_output(tmp_path):
     import json
 
-    from maskdetector.model import build_model, silent_channels, without_channels
+    from maskdetector.vision.model import build_model, silent_channels, without_channels
 
     model = build_model(2)
     silent = {"conv1": [3, 150], "conv2": [0, 7, 42, 99]}

@@ -2,8 +2,8 @@
 
 import pytest
 
+from maskdetector.analytics.history import DB_FILENAME, History, summarize
 from maskdetector.errors import UserError
-from maskdetector.history import DB_FILENAME, History, summarize
 
 NOW = 1_800_000_000.0  # a fixed "now" (on a minute boundary + 0 s) keeps the windows exact
 MINUTE = 60

@@ -4,12 +4,13 @@ import cv2
 import numpy as np
 import pytest
 
-from maskdetector.detection import box_iou, create_detector, greedy_match
 from maskdetector.errors import UserError
-from maskdetector.motion import FaceFollower
-from maskdetector.pipeline import FrameAnalyzer
-from maskdetector.preprocessing import read_image
 from maskdetector.settings import resolve
+from maskdetector.vision.boxes import box_iou, greedy_match
+from maskdetector.vision.detectors import create_detector
+from maskdetector.vision.face_following import FaceFollower
+from maskdetector.vision.pipeline import FrameAnalyzer
+from maskdetector.vision.preprocessing import read_image
 
 HEIGHT, WIDTH, FACE = 240, 320, 60
 RNG = np.random.default_rng(7)
@@ -37,7 +38,7 @@ class ScriptedDetector:
 
 class StubClassifier:
     def classify(self, faces_bgr):
-        from maskdetector.classification import Prediction
+        from maskdetector.types import Prediction
 
         return [Prediction("with_mask", 0.9) for _ in faces_bgr]
 

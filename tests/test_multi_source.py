@@ -13,12 +13,13 @@ import numpy as np
 import pytest
 from helpers import FakeCamera, read_part, serve, wait_until
 
-import maskdetector.web as web
-from maskdetector.capture import describe_source
 from maskdetector.errors import UserError
-from maskdetector.pipeline import Face
-from maskdetector.sources import parse_named_sources, sources_from_settings
-from maskdetector.web import create_app, get_state
+from maskdetector.sources.capture import describe_source
+from maskdetector.sources.parsing import parse_named_sources, sources_from_settings
+from maskdetector.types import Face
+from maskdetector.web import app as web_app
+from maskdetector.web.app import create_app
+from maskdetector.web.state import get_state
 
 
 class WalkingPeople:
@@ -45,7 +46,7 @@ def make_app(monkeypatch):
     apps = []
 
     def make(**config):
-        monkeypatch.setattr(web, "build_analyzer", lambda settings: WalkingPeople())
+        monkeypatch.setattr(web_app, "build_analyzer", lambda settings: WalkingPeople())
         sources = {"entrance": FakeCamera(fps=50), "hall": FakeCamera(fps=50, shape=(90, 120))}
         app = create_app({"SOURCE_FACTORY": sources, "IDLE_TIMEOUT": 0.2, "RETRY_INITIAL": 0.05, **config})
         apps.append(app)

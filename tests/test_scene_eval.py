@@ -1,7 +1,7 @@
 """Scene evaluation: greedy IoU matching, the size-subset rules and the metrics, on hand-made annotations
 with known answers; then evaluate.py end to end with a fake detector and classifier."""
 
-import importlib.util
+import importlib
 import json
 from pathlib import Path
 
@@ -9,12 +9,11 @@ import cv2
 import numpy as np
 import pytest
 
-from maskdetector import classification, detection
-from maskdetector.classification import Prediction
-from maskdetector.datasets import AnnotatedFace, load_scene_annotations
-from maskdetector.detection import box_iou, greedy_match
-from maskdetector.pipeline import Face
-from maskdetector.scene_eval import Counts, run_scenes, score_image, score_scenes
+from maskdetector.training.datasets import AnnotatedFace, load_scene_annotations
+from maskdetector.training.scene_eval import Counts, run_scenes, score_image, score_scenes
+from maskdetector.types import Face, Prediction
+from maskdetector.vision import classifier, detectors
+from maskdetector.vision.boxes import box_iou, greedy_match
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ["with_mask", "without_mask"]
@@ -130,11 +129,9 @@ def test_run_scenes_runs_the_pipeline_and_times_detection(scenes):
 
 @pytest.fixture
 def evaluate(monkeypatch):
-    spec = importlib.util.spec_from_file_location("maskdetector_evaluate", ROOT / "evaluate.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    monkeypatch.setitem(detection.DETECTORS, "fake", FakeDetector)
-    monkeypatch.setattr(classification.MaskClassifier, "load", classmethod(lambda cls, path, backend: FakeClassifier()))
+    module = importlib.import_module("evaluate")
+    monkeypatch.setitem(detectors.DETECTORS, "fake", FakeDetector)
+    monkeypatch.setattr(classifier.MaskClassifier, "load", classmethod(lambda cls, path, backend: FakeClassifier()))
     return module
 
 

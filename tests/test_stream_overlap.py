@@ -10,9 +10,9 @@ import cv2
 import numpy as np
 from helpers import FRAME_VALUE, FakeCamera, FakeSource, wait_until
 
-from maskdetector.config import CLASS_DISPLAY
-from maskdetector.pipeline import Face
-from maskdetector.streaming import StreamHub
+from maskdetector.constants import CLASS_DISPLAY
+from maskdetector.types import Face
+from maskdetector.web.streaming import StreamHub
 
 LEFT, RIGHT = (10, 30, 40, 40), (100, 30, 40, 40)
 

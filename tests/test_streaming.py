@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from helpers import FRAME_VALUE, CountingAnalyzer, FakeCamera, wait_until
 
-from maskdetector.annotation import annotate, draw_faces, placeholder_frame
-from maskdetector.capture import SourceEnded
-from maskdetector.config import CLASS_DISPLAY
-from maskdetector.pipeline import Face
-from maskdetector.streaming import StreamHub, smoothed_rate
+from maskdetector.constants import CLASS_DISPLAY
+from maskdetector.sources.capture import SourceEnded
+from maskdetector.types import Face
+from maskdetector.vision.annotation import annotate, draw_faces, placeholder_frame
+from maskdetector.web.streaming import StreamHub, smoothed_rate
 
 
 def make_hub(camera: FakeCamera, analyzer: CountingAnalyzer | None = None, **options: float) -> StreamHub:

@@ -4,11 +4,11 @@ import time
 
 from helpers import CountingAnalyzer, FakeCamera, wait_until
 
-from maskdetector.history import History
-from maskdetector.monitor import SourceMonitor
-from maskdetector.pipeline import Face
-from maskdetector.streaming import StreamHub
-from maskdetector.tracking import MAX_MISSED, BoxTracker
+from maskdetector.analytics.history import History
+from maskdetector.analytics.tracking import MAX_MISSED, BoxTracker
+from maskdetector.types import Face
+from maskdetector.web.monitor import SourceMonitor
+from maskdetector.web.streaming import StreamHub
 
 
 def face(x: int, label: str = "without_mask", y: int = 50, size: int = 60) -> Face:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import train
-from maskdetector.config import PROJECT_ROOT
+from maskdetector.constants import PROJECT_ROOT
 
 
 @dataclass
@@ -59,7 +59,7 @@ def test_cli_error_exits_2_without_traceback(tmp_path):
 
 
 def test_model_has_exactly_the_designed_layers():
-    from maskdetector.model import build_model
+    from maskdetector.vision.model import build_model
 
     model = build_model(2)
     kinds = [type(layer).__name__ for layer in model.layers]
@@ -121,7 +121,7 @@ def test_one_epoch_run_writes_every_artifact_and_they_load(face_folder, tmp_path
         name: c["silent"] for name, c in metrics["silent_channels"].items()
     }
 
-    from maskdetector.classification import MaskClassifier
+    from maskdetector.vision.classifier import MaskClassifier
 
     classifier = MaskClassifier.load(out / "mask_detector.keras")
     assert classifier.class_names == ["with_mask", "without_mask"]
@@ -197,7 +197,7 @@ def test_bad_model_file_is_a_one_line_error(tmp_path, face_folder, untrained_mod
 
 
 def test_silent_channels_counts_convolution_channels_that_never_fire():
-    from maskdetector.model import build_model, silent_channels
+    from maskdetector.vision.model import build_model, silent_channels
 
     model = build_model(2)
     for name in ("conv1", "conv2"):  # non-negative weights on non-negative inputs: every channel fires
@@ -216,8 +216,8 @@ def test_training_and_inference_see_the_same_rgb_pixels(tmp_path: Path):
     """A pure-red image file and the same red in a BGR camera frame reach the model identically, as RGB."""
     import cv2
 
-    from maskdetector.datasets import load_image_folder
-    from maskdetector.preprocessing import crop_face, faces_to_batch
+    from maskdetector.training.datasets import load_image_folder
+    from maskdetector.vision.preprocessing import crop_face, faces_to_batch
 
     red_bgr = np.zeros((120, 120, 3), np.uint8)
     red_bgr[:, :] = (0, 0, 255)
@@ -237,7 +237,7 @@ def test_training_and_inference_see_the_same_rgb_pixels(tmp_path: Path):
 
 @pytest.mark.parametrize("power", [1.0, 0.5, 0.0])
 def test_balancing_weights_within_each_source(power):
-    from maskdetector.training import balancing_weights
+    from maskdetector.training.trainer import balancing_weights
 
     labels = np.array([0] * 8 + [1] * 2 + [0] * 3 + [1] * 3)
     sources = np.array(["scenes"] * 10 + ["observations"] * 6)
@@ -314,7 +314,7 @@ def _with_drawn_mask(photo: np.ndarray) -> np.ndarray:
 
 
 def test_copy_groups_join_drawn_on_masks_mirror_images_and_crops_of_one_photo():
-    from maskdetector.datasets import LabelledFaces, copy_groups
+    from maskdetector.training.datasets import LabelledFaces, copy_groups
 
     rng = np.random.default_rng(1)
     a, b, c, d = (_photo(rng) for _ in range(4))
@@ -329,8 +329,8 @@ def test_copy_groups_join_drawn_on_masks_mirror_images_and_crops_of_one_photo():
 
 def test_split_never_puts_copies_of_one_photo_on_both_sides():
     """The test split scores photos the model has not seen in any form, in every class and source."""
-    from maskdetector.datasets import LabelledFaces, copy_groups
-    from maskdetector.training import TrainingConfig, split
+    from maskdetector.training.datasets import LabelledFaces, copy_groups
+    from maskdetector.training.trainer import TrainingConfig, split
 
     rng = np.random.default_rng(2)
     photos = [_photo(rng) for _ in range(40)]
@@ -351,8 +351,8 @@ def test_split_never_puts_copies_of_one_photo_on_both_sides():
 
 def test_split_of_images_that_all_look_alike_falls_back_to_a_plain_split(caplog):
     """Plain backgrounds can make a whole folder one group of 'copies': the split still serves every class."""
-    from maskdetector.datasets import LabelledFaces
-    from maskdetector.training import TrainingConfig, split
+    from maskdetector.training.datasets import LabelledFaces
+    from maskdetector.training.trainer import TrainingConfig, split
 
     images = np.full((30, 100, 100, 3), 128, np.uint8)
     labels = np.tile([0, 1], 15)
@@ -368,8 +368,8 @@ def test_folder_images_are_reduced_to_their_largest_face(tmp_path):
     """Training sees faces cut out as the app cuts them; a photo without a face is kept whole."""
     import cv2
 
-    from maskdetector.datasets import load_image_folder
-    from maskdetector.preprocessing import crop_face, face_to_input
+    from maskdetector.training.datasets import load_image_folder
+    from maskdetector.vision.preprocessing import crop_face, face_to_input
 
     rng = np.random.default_rng(3)
     person, portrait = rng.integers(0, 256, (300, 200, 3), np.uint8), rng.integers(0, 256, (120, 100, 3), np.uint8)
@@ -389,7 +389,7 @@ def test_copies_are_found_on_whole_files_when_faces_are_cut_out(tmp_path):
     """A photo and its mirror image stay one group even when the detector frames their faces differently."""
     import cv2
 
-    from maskdetector.datasets import LabelledFaces, copy_groups, load_image_folder
+    from maskdetector.training.datasets import LabelledFaces, copy_groups, load_image_folder
 
     rng = np.random.default_rng(4)
     photo, other = (cv2.resize(_photo(rng), (200, 200)) for _ in range(2))
@@ -412,9 +412,9 @@ def test_a_real_photo_is_cut_down_to_its_annotated_face(tmp_path, shared_dataset
     import shutil
     import xml.etree.ElementTree as ET
 
-    from maskdetector.datasets import load_image_folder
-    from maskdetector.detection import create_detector
-    from maskdetector.preprocessing import crop_face, face_to_input, read_image
+    from maskdetector.training.datasets import load_image_folder
+    from maskdetector.vision.detectors import create_detector
+    from maskdetector.vision.preprocessing import crop_face, face_to_input, read_image
 
     scenes = shared_datasets / "scenes-dev"
     box = ET.parse(scenes / "annotations" / "maksssksksss128.xml").getroot().find("object/bndbox")
@@ -438,8 +438,8 @@ def test_test_split_without_evaluate_only_is_a_usage_error(face_folder, capsys):
 
 
 def test_scene_crops_weigh_scene_weight_times_a_balanced_folder_image():
-    from maskdetector.datasets import LabelledFaces
-    from maskdetector.training import TrainingConfig, training_weights
+    from maskdetector.training.datasets import LabelledFaces
+    from maskdetector.training.trainer import TrainingConfig, training_weights
 
     labels = np.array([0, 0, 1, 1, 0, 0, 0, 1])
     sources = ["observations"] * 4 + ["scenes-dev"] * 4

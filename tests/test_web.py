@@ -11,7 +11,8 @@ import pytest
 from helpers import FakeCamera, read_part, serve, wait_until
 
 from maskdetector.errors import ModelError, UserError
-from maskdetector.web import create_app, get_state
+from maskdetector.web.app import create_app
+from maskdetector.web.state import get_state
 
 STATS_KEYS = {"fps", "faces", "with_mask", "without_mask", "viewers", "source", "camera", "camera_reason", "uptime_s"}
 

@@ -6,27 +6,21 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from maskdetector.config import CLASSIFIER_BACKENDS, COLOR_ORDER, INPUT_SIZE, LABELS_FILENAME
+from maskdetector.constants import CLASSIFIER_BACKENDS, COLOR_ORDER, INPUT_SIZE, LABELS_FILENAME
 from maskdetector.errors import ModelError
-from maskdetector.model import used_input_size, with_input_size, without_channels
-from maskdetector.preprocessing import faces_to_batch
-from maskdetector.tflite import make_interpreter
+from maskdetector.types import Prediction
+from maskdetector.vision.model import used_input_size, with_input_size, without_channels
+from maskdetector.vision.preprocessing import faces_to_batch
+from maskdetector.vision.tflite import make_interpreter
 
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 64
-
-
-@dataclass(frozen=True)
-class Prediction:
-    label: str
-    confidence: float
 
 
 def read_labels(model_path: Path) -> tuple[list[str], dict[str, list[int]]]:

@@ -1,130 +1,25 @@
-"""The Flask app: an application factory plus one blueprint with the page, the MJPEG stream and JSON endpoints.
+"""The blueprint: the page, the MJPEG streams and the JSON endpoints, all reading the app's WebState."""
 
-`create_app` loads the model at start-up (fail fast) and wires each source -> detector -> classifier into its
-own StreamHub, whose on_analysis hook (monitor.py) feeds the statistics and alerts; POST /api/detect (bodies
-parsed in uploads.py) shares the analyzer without touching the streams. Tests pass SOURCE_FACTORY (a callable
-returning a FrameSource, or {name: callable} for several sources) and a small model in `config`.
-"""
-
-import os
 import time
 from collections import Counter
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Generator
 from contextlib import closing
-from dataclasses import dataclass
-from functools import partial
-from pathlib import Path
 
-from flask import Blueprint, Flask, Response, abort, current_app, jsonify, render_template, request, send_file, url_for
+from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request, send_file, url_for
 from werkzeug.exceptions import HTTPException
 
-from maskdetector.alerts import RECENT, Alerts, Webhook
-from maskdetector.capture import FrameSource, VideoSource
-from maskdetector.config import CLASS_DISPLAY, PROJECT_ROOT
-from maskdetector.history import MAX_MINUTES, History, summarize
-from maskdetector.monitor import SourceMonitor, keep_capturing
-from maskdetector.pipeline import FrameAnalyzer
-from maskdetector.service import build_analyzer, frame_record
-from maskdetector.settings import resolve
-from maskdetector.sources import slug, sources_from_settings
-from maskdetector.streaming import StreamHub
-from maskdetector.uploads import decode_image, upload_bytes
+from maskdetector.analytics.alerts import RECENT
+from maskdetector.analytics.history import MAX_MINUTES, summarize
+from maskdetector.constants import CLASS_DISPLAY
+from maskdetector.vision.analyzers import frame_record
+from maskdetector.web.state import Camera, WebState, get_state
+from maskdetector.web.streaming import StreamHub
+from maskdetector.web.uploads import decode_image, upload_bytes
 
 BOUNDARY = "frame"
-EXTENSION_KEY = "maskdetector"
 DEFAULT_HISTORY_MINUTES = 60
 
 bp = Blueprint("maskdetector", __name__)
-
-
-@dataclass(frozen=True)
-class Camera:
-    """One source: its shared stream and the hook that counts its people and raises its alerts."""
-
-    name: str  # URL-safe: /video_feed/<name>
-    hub: StreamHub
-    monitor: SourceMonitor
-
-    def stats(self) -> dict[str, object]:
-        return {**self.hub.stats(), "name": self.name, "people": summarize(self.monitor.people())}
-
-
-@dataclass(frozen=True)
-class WebState:
-    """What the routes need, kept on app.extensions[EXTENSION_KEY] rather than in module globals."""
-
-    cameras: dict[str, Camera]  # in --source order; the first also serves /video_feed and /api/stats' top level
-    class_names: list[str]
-    analyzer: FrameAnalyzer
-    history: History | None
-    alerts: Alerts | None
-
-    @property
-    def hub(self) -> StreamHub:
-        """The first source's stream (the single-source app's only one)."""
-        return next(iter(self.cameras.values())).hub
-
-    def close(self) -> None:
-        """Stop the capture threads, then let the history and alert workers finish what is queued."""
-        for camera in self.cameras.values():
-            camera.hub.close()
-        for store in (self.history, self.alerts):
-            if store is not None:
-                store.close()
-
-
-def _source_factories(settings: Mapping[str, object]) -> list[tuple[str, str, Callable[[], FrameSource]]]:
-    """(name, label shown on the page, factory) per source, from SOURCE/SOURCES_FILE or an injected SOURCE_FACTORY."""
-    injected = settings.get("SOURCE_FACTORY")
-    if injected is None:
-        options = {"mirror": bool(settings["MIRROR"]), "loop": bool(settings["LOOP"])}
-        return [(s.name, s.label, partial(VideoSource, s.spec, **options)) for s in sources_from_settings(settings)]
-    if callable(injected):
-        return [(slug(str(settings["SOURCE"])), str(settings["SOURCE"]), injected)]
-    return [(name, name, factory) for name, factory in injected.items()]
-
-
-def create_app(config: Mapping[str, object] | None = None) -> Flask:
-    """Build the app from `config` over MASKDETECTOR_* environment variables over defaults.
-
-    Raises UserError/ModelError (one-line messages) for a bad source, detector setting, model or data folder.
-    Call `get_state(app).close()` when done to stop the capture threads and background writers.
-    """
-    settings = resolve(config, os.environ)
-    sources = _source_factories(settings)
-    analyzer = build_analyzer(settings)
-    data_dir = Path(str(settings["DATA_DIR"]))
-    history = History(data_dir) if settings["HISTORY"] else None
-    alerts = None
-    if settings["ALERTS"] or settings["ALERT_WEBHOOK"]:
-        webhook = Webhook(str(settings["ALERT_WEBHOOK"])) if settings["ALERT_WEBHOOK"] else None
-        alerts = Alerts(data_dir, int(settings["ALERT_FRAMES"]), float(settings["ALERT_COOLDOWN"]), webhook)
-    cameras = {}
-    for name, label, factory in sources:
-        monitor = SourceMonitor(name, history, alerts)
-        hub = StreamHub(
-            factory,
-            analyzer.for_video(),
-            label,
-            jpeg_quality=int(settings["JPEG_QUALITY"]),
-            idle_timeout=float(settings["IDLE_TIMEOUT"]),
-            retry_initial=float(settings["RETRY_INITIAL"]),
-            retry_max=float(settings["RETRY_MAX"]),
-            on_analysis=monitor,
-        )
-        cameras[name] = Camera(name, hub, monitor)
-        if settings["ALWAYS_ON"]:
-            keep_capturing(hub)
-    app = Flask(__name__, template_folder=str(PROJECT_ROOT / "templates"), static_folder=str(PROJECT_ROOT / "static"))
-    app.config.update(settings)
-    app.config["MAX_CONTENT_LENGTH"] = int(float(settings["MAX_UPLOAD_MB"]) * 1024 * 1024)
-    app.extensions[EXTENSION_KEY] = WebState(cameras, analyzer.classifier.class_names, analyzer, history, alerts)
-    app.register_blueprint(bp)
-    return app
-
-
-def get_state(app: Flask) -> WebState:
-    return app.extensions[EXTENSION_KEY]
 
 
 def multipart_stream(jpegs: Generator[bytes, None, None]) -> Generator[bytes, None, None]:

@@ -10,9 +10,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from maskdetector.config import FACE_MARGIN, INPUT_SIZE
-
-Box = tuple[int, int, int, int]  # x, y, w, h in pixels
+from maskdetector.constants import FACE_MARGIN, INPUT_SIZE
+from maskdetector.types import Box
 
 
 def read_image(path: str | Path) -> np.ndarray | None:

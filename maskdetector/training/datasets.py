@@ -16,9 +16,10 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from maskdetector.config import IMAGE_EXTENSIONS, INPUT_SIZE
+from maskdetector.constants import IMAGE_EXTENSIONS, INPUT_SIZE
 from maskdetector.errors import UserError
-from maskdetector.preprocessing import Box, crop_face, face_to_input, read_image
+from maskdetector.types import Box
+from maskdetector.vision.preprocessing import crop_face, face_to_input, read_image
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from maskdetector.config import INPUT_SIZE
+from maskdetector.constants import INPUT_SIZE
 
 
 def build_model(n_classes: int) -> keras.Model:

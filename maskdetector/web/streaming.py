@@ -19,14 +19,15 @@ import time
 import weakref
 from collections import Counter
 from collections.abc import Callable, Generator
-from typing import Protocol
 
 import numpy as np
 
-from maskdetector.annotation import PLACEHOLDER_SIZE, annotate, encode_jpeg, placeholder_frame
-from maskdetector.capture import FrameSource, SourceEnded, SourceError
-from maskdetector.config import CLASS_DISPLAY
-from maskdetector.pipeline import Face, count_labels
+from maskdetector.constants import CLASS_DISPLAY
+from maskdetector.sources.capture import FrameSource, SourceEnded, SourceError
+from maskdetector.types import Analyzer, Face
+from maskdetector.vision.annotation import PLACEHOLDER_SIZE, annotate, encode_jpeg, placeholder_frame
+from maskdetector.vision.pipeline import count_labels
+from maskdetector.web.latest_frame import JOIN_TIMEOUT_S, LatestFrameAnalysis
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,6 @@ log = logging.getLogger(__name__)
 KEEPALIVE_S = 1.0
 # Longest the worker sleeps between checks for idleness or close() while it waits to retry.
 POLL_S = 0.25
-JOIN_TIMEOUT_S = 5.0
 
 
 _live_hubs: "weakref.WeakSet[StreamHub]" = weakref.WeakSet()
@@ -50,10 +50,6 @@ def _close_live_hubs() -> None:
         hub.close()
 
 
-class Analyzer(Protocol):
-    def analyze(self, frame_bgr: np.ndarray) -> list[Face]: ...
-
-
 def smoothed_rate(rate: float, interval: float) -> float:
     """Events per second from an exponential moving average of the intervals between them (averaging 1/interval
     instead lets two events in quick succession, such as two analyses of frames that queued up, read as
@@ -61,57 +57,6 @@ def smoothed_rate(rate: float, interval: float) -> float:
     if rate == 0:
         return 1.0 / interval
     return 1.0 / (0.9 / rate + 0.1 * interval)
-
-
-class LatestFrameAnalysis:
-    """Analyses the newest frame handed to it, on its own thread, then reports it to `on_result`.
-
-    A frame handed over while the previous one is still being analysed replaces any frame waiting, so the
-    analysis rate is the model's own and it always works on the freshest picture. A failed analysis is
-    raised to the capture thread by its next `submit`, which treats it like a failing source.
-    """
-
-    def __init__(self, analyzer: Analyzer, on_result: Callable[[np.ndarray, list[Face]], None], name: str) -> None:
-        self._analyzer = analyzer
-        self._on_result = on_result
-        self._cond = threading.Condition()
-        self._pending: np.ndarray | None = None
-        self._error: Exception | None = None
-        self._stopping = False
-        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
-        self._thread.start()
-
-    def submit(self, frame: np.ndarray) -> None:
-        """Hand over the newest frame; raises the exception of an analysis that failed since the last call."""
-        with self._cond:
-            error, self._error = self._error, None
-            if error is not None:
-                self._pending = None
-                raise error
-            self._pending = frame
-            self._cond.notify()
-
-    def stop(self) -> None:
-        """Analyse the frame still waiting, if any, then end the thread."""
-        with self._cond:
-            self._stopping = True
-            self._cond.notify()
-        self._thread.join(JOIN_TIMEOUT_S)
-
-    def _loop(self) -> None:
-        while True:
-            with self._cond:
-                self._cond.wait_for(lambda: self._pending is not None or self._stopping)
-                frame, self._pending = self._pending, None
-            if frame is None:
-                return
-            try:
-                faces = self._analyzer.analyze(frame)
-            except Exception as exc:  # handed to the capture thread, which shows a placeholder and retries
-                with self._cond:
-                    self._error = exc
-                continue
-            self._on_result(frame, faces)
 
 
 class StreamHub:

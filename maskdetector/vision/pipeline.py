@@ -3,30 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Iterable
 
 import numpy as np
 
-from maskdetector.config import FACE_MARGIN
-from maskdetector.detection import FaceDetector
-from maskdetector.motion import FaceFollower
-from maskdetector.preprocessing import Box, crop_face
-
-if TYPE_CHECKING:  # importing classification at run time would pull in Keras for users of Face alone
-    from maskdetector.classification import Prediction
-
-
-@dataclass(frozen=True)
-class Face:
-    box: Box
-    label: str
-    confidence: float
-
-
-class Classifier(Protocol):
-    def classify(self, faces_bgr: Sequence[np.ndarray]) -> list[Prediction]: ...
+from maskdetector.constants import FACE_MARGIN
+from maskdetector.types import Classifier, Face, FaceDetector
+from maskdetector.vision.face_following import FaceFollower
+from maskdetector.vision.preprocessing import crop_face
 
 
 class FrameAnalyzer:

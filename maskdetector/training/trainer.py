@@ -23,8 +23,7 @@ import tensorflow as tf
 from keras import layers
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
-from maskdetector.classification import MaskClassifier
-from maskdetector.config import (
+from maskdetector.constants import (
     COLOR_ORDER,
     FACE_MARGIN,
     HOLDOUT_PERCENT,
@@ -33,12 +32,13 @@ from maskdetector.config import (
     METRICS_FILENAME,
     MODEL_FILENAME,
 )
-from maskdetector.datasets import LabelledFaces, concatenate, copy_groups, load_image_folder, load_scene_crops
-from maskdetector.detection import create_detector
 from maskdetector.errors import UserError
-from maskdetector.evaluation import format_scores, plot_confusion_matrix, plot_training_curves, score
-from maskdetector.model import build_model, silent_channels
-from maskdetector.preprocessing import Box
+from maskdetector.training.datasets import LabelledFaces, concatenate, copy_groups, load_image_folder, load_scene_crops
+from maskdetector.training.metrics import format_scores, plot_confusion_matrix, plot_training_curves, score
+from maskdetector.types import Box
+from maskdetector.vision.classifier import MaskClassifier
+from maskdetector.vision.detectors import create_detector
+from maskdetector.vision.model import build_model, silent_channels
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from maskdetector.detection import FaceDetector
-from maskdetector.preprocessing import Box
+from maskdetector.types import Box, FaceDetector
 
 TEMPLATE_WIDTH = 32  # faces are matched at this width: enough detail to place a face, cheap at any face size
 SEARCH_MARGIN = 0.35  # how far (a fraction of the face's size) a face may move between two analysed frames

@@ -9,8 +9,8 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from maskdetector.detection import greedy_match
-from maskdetector.pipeline import Face
+from maskdetector.types import Face
+from maskdetector.vision.boxes import greedy_match
 
 IOU_THRESHOLD = 0.3  # loose: faces move between frames, and different people rarely overlap this much
 MIN_HITS = 3

@@ -12,11 +12,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-from maskdetector.alerts import Alerts
-from maskdetector.history import History
-from maskdetector.pipeline import Face
-from maskdetector.streaming import StreamHub
-from maskdetector.tracking import BoxTracker
+from maskdetector.analytics.alerts import Alerts
+from maskdetector.analytics.history import History
+from maskdetector.analytics.tracking import BoxTracker
+from maskdetector.types import Face
+from maskdetector.web.streaming import StreamHub
 
 # Frames further apart than this (the camera was released or failed) start fresh tracks.
 GAP_RESET_S = 2.0

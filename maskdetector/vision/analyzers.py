@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from maskdetector.classification import MaskClassifier, Prediction
-from maskdetector.detection import FaceDetector, create_detector
-from maskdetector.pipeline import Classifier, Face, FrameAnalyzer
-from maskdetector.preprocessing import Box
+from maskdetector.types import Box, Classifier, Face, FaceDetector, Prediction
+from maskdetector.vision.classifier import MaskClassifier
+from maskdetector.vision.detectors import create_detector
+from maskdetector.vision.pipeline import FrameAnalyzer
 
 
 class LockedDetector:

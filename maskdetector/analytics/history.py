@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from contextlib import closing
 from pathlib import Path
 
-from maskdetector.config import CLASS_DISPLAY
+from maskdetector.constants import CLASS_DISPLAY
 from maskdetector.errors import UserError
 from maskdetector.workers import BackgroundWorker
 

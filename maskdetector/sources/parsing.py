@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from maskdetector.capture import SourceSpec, describe_source, is_url, parse_source
 from maskdetector.errors import UserError
+from maskdetector.sources.capture import SourceSpec, describe_source, is_url, parse_source
 
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_-]{0,39}"
 _NAMED = re.compile(rf"({NAME_PATTERN})=(.+)")

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from maskdetector.config import CLASS_DISPLAY
-from maskdetector.pipeline import Face
+from maskdetector.constants import CLASS_DISPLAY
+from maskdetector.types import Face
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 UNKNOWN_COLOUR = (200, 200, 200)

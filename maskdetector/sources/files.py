@@ -16,11 +16,11 @@ from typing import Protocol, TextIO, TypeVar
 import cv2
 import numpy as np
 
-from maskdetector.capture import FALLBACK_FILE_FPS, describe_source
-from maskdetector.config import IMAGE_EXTENSIONS
+from maskdetector.constants import IMAGE_EXTENSIONS
 from maskdetector.errors import UserError
-from maskdetector.pipeline import Face
-from maskdetector.preprocessing import read_image
+from maskdetector.sources.capture import FALLBACK_FILE_FPS, describe_source
+from maskdetector.types import Face
+from maskdetector.vision.preprocessing import read_image
 
 log = logging.getLogger(__name__)
 

@@ -26,10 +26,10 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from maskdetector.annotation import draw_faces, encode_jpeg
+from maskdetector.analytics.tracking import Track
 from maskdetector.errors import UserError
-from maskdetector.pipeline import Face
-from maskdetector.tracking import Track
+from maskdetector.types import Face
+from maskdetector.vision.annotation import draw_faces, encode_jpeg
 from maskdetector.workers import BackgroundWorker
 
 log = logging.getLogger(__name__)

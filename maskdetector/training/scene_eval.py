@@ -22,10 +22,11 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from maskdetector.datasets import AnnotatedFace, SceneAnnotation
-from maskdetector.detection import FaceDetector, greedy_match
-from maskdetector.pipeline import Classifier, Face, FrameAnalyzer
-from maskdetector.preprocessing import Box, read_image
+from maskdetector.training.datasets import AnnotatedFace, SceneAnnotation
+from maskdetector.types import Box, Classifier, Face, FaceDetector
+from maskdetector.vision.boxes import greedy_match
+from maskdetector.vision.pipeline import FrameAnalyzer
+from maskdetector.vision.preprocessing import read_image
 
 DETECTION_SLACK = 0.8
 

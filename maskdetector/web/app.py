@@ -1,0 +1,76 @@
+"""The Flask app factory: it wires the sources, the analyzer and the stores, and registers routes.py's blueprint.
+
+`create_app` loads the model at start-up (fail fast) and wires each source -> detector -> classifier into its
+own StreamHub, whose on_analysis hook (monitor.py) feeds the statistics and alerts; POST /api/detect (bodies
+parsed in uploads.py) shares the analyzer without touching the streams. Tests pass SOURCE_FACTORY (a callable
+returning a FrameSource, or {name: callable} for several sources) and a small model in `config`.
+"""
+
+import os
+from collections.abc import Callable, Mapping
+from functools import partial
+from pathlib import Path
+
+from flask import Flask
+
+from maskdetector.analytics.alerts import Alerts, Webhook
+from maskdetector.analytics.history import History
+from maskdetector.constants import PROJECT_ROOT
+from maskdetector.settings import resolve
+from maskdetector.sources.capture import FrameSource, VideoSource
+from maskdetector.sources.parsing import slug, sources_from_settings
+from maskdetector.vision.analyzers import build_analyzer
+from maskdetector.web.monitor import SourceMonitor, keep_capturing
+from maskdetector.web.routes import bp
+from maskdetector.web.state import EXTENSION_KEY, Camera, WebState
+from maskdetector.web.streaming import StreamHub
+
+
+def _source_factories(settings: Mapping[str, object]) -> list[tuple[str, str, Callable[[], FrameSource]]]:
+    """(name, label shown on the page, factory) per source, from SOURCE/SOURCES_FILE or an injected SOURCE_FACTORY."""
+    injected = settings.get("SOURCE_FACTORY")
+    if injected is None:
+        options = {"mirror": bool(settings["MIRROR"]), "loop": bool(settings["LOOP"])}
+        return [(s.name, s.label, partial(VideoSource, s.spec, **options)) for s in sources_from_settings(settings)]
+    if callable(injected):
+        return [(slug(str(settings["SOURCE"])), str(settings["SOURCE"]), injected)]
+    return [(name, name, factory) for name, factory in injected.items()]
+
+
+def create_app(config: Mapping[str, object] | None = None) -> Flask:
+    """Build the app from `config` over MASKDETECTOR_* environment variables over defaults.
+
+    Raises UserError/ModelError (one-line messages) for a bad source, detector setting, model or data folder.
+    Call `get_state(app).close()` when done to stop the capture threads and background writers.
+    """
+    settings = resolve(config, os.environ)
+    sources = _source_factories(settings)
+    analyzer = build_analyzer(settings)
+    data_dir = Path(str(settings["DATA_DIR"]))
+    history = History(data_dir) if settings["HISTORY"] else None
+    alerts = None
+    if settings["ALERTS"] or settings["ALERT_WEBHOOK"]:
+        webhook = Webhook(str(settings["ALERT_WEBHOOK"])) if settings["ALERT_WEBHOOK"] else None
+        alerts = Alerts(data_dir, int(settings["ALERT_FRAMES"]), float(settings["ALERT_COOLDOWN"]), webhook)
+    cameras = {}
+    for name, label, factory in sources:
+        monitor = SourceMonitor(name, history, alerts)
+        hub = StreamHub(
+            factory,
+            analyzer.for_video(),
+            label,
+            jpeg_quality=int(settings["JPEG_QUALITY"]),
+            idle_timeout=float(settings["IDLE_TIMEOUT"]),
+            retry_initial=float(settings["RETRY_INITIAL"]),
+            retry_max=float(settings["RETRY_MAX"]),
+            on_analysis=monitor,
+        )
+        cameras[name] = Camera(name, hub, monitor)
+        if settings["ALWAYS_ON"]:
+            keep_capturing(hub)
+    app = Flask(__name__, template_folder=str(PROJECT_ROOT / "templates"), static_folder=str(PROJECT_ROOT / "static"))
+    app.config.update(settings)
+    app.config["MAX_CONTENT_LENGTH"] = int(float(settings["MAX_UPLOAD_MB"]) * 1024 * 1024)
+    app.extensions[EXTENSION_KEY] = WebState(cameras, analyzer.classifier.class_names, analyzer, history, alerts)
+    app.register_blueprint(bp)
+    return app

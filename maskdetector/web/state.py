@@ -1,0 +1,53 @@
+"""What the routes share: the cameras (stream + statistics hook), the analyzer and the stores, kept on the app."""
+
+from dataclasses import dataclass
+
+from flask import Flask
+
+from maskdetector.analytics.alerts import Alerts
+from maskdetector.analytics.history import History, summarize
+from maskdetector.vision.pipeline import FrameAnalyzer
+from maskdetector.web.monitor import SourceMonitor
+from maskdetector.web.streaming import StreamHub
+
+EXTENSION_KEY = "maskdetector"
+
+
+@dataclass(frozen=True)
+class Camera:
+    """One source: its shared stream and the hook that counts its people and raises its alerts."""
+
+    name: str  # URL-safe: /video_feed/<name>
+    hub: StreamHub
+    monitor: SourceMonitor
+
+    def stats(self) -> dict[str, object]:
+        return {**self.hub.stats(), "name": self.name, "people": summarize(self.monitor.people())}
+
+
+@dataclass(frozen=True)
+class WebState:
+    """What the routes need, kept on app.extensions[EXTENSION_KEY] rather than in module globals."""
+
+    cameras: dict[str, Camera]  # in --source order; the first also serves /video_feed and /api/stats' top level
+    class_names: list[str]
+    analyzer: FrameAnalyzer
+    history: History | None
+    alerts: Alerts | None
+
+    @property
+    def hub(self) -> StreamHub:
+        """The first source's stream (the single-source app's only one)."""
+        return next(iter(self.cameras.values())).hub
+
+    def close(self) -> None:
+        """Stop the capture threads, then let the history and alert workers finish what is queued."""
+        for camera in self.cameras.values():
+            camera.hub.close()
+        for store in (self.history, self.alerts):
+            if store is not None:
+                store.close()
+
+
+def get_state(app: Flask) -> WebState:
+    return app.extensions[EXTENSION_KEY]
