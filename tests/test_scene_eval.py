@@ -3,6 +3,7 @@ with known answers; then evaluate.py end to end with a fake detector and classif
 
 import importlib
 import json
+from collections import Counter
 from pathlib import Path
 
 import cv2
@@ -50,11 +51,27 @@ def test_counts_at_two_iou_thresholds():
         Face((400, 0, 40, 40), "with_mask", 0.9),  # no face there
     ]
     at_03 = score_image(truth, found, 0.3, CLASSES)
-    assert at_03 == Counts(faces=4, found=3, detections=4, true_detections=3, known=3, labelled=2, correct=1)
+    per_class = Counter(with_mask=2, without_mask=1, mask_weared_incorrect=1)
+    assert at_03 == Counts(
+        faces=4,
+        found=3,
+        detections=4,
+        true_detections=3,
+        known=3,
+        labelled=2,
+        correct=1,
+        class_faces=per_class,
+        class_found=Counter(with_mask=1, without_mask=1, mask_weared_incorrect=1),
+    )
     assert (at_03.recall, at_03.precision, at_03.label_accuracy) == (0.75, 0.75, 0.5)
     assert at_03.end_to_end == pytest.approx(1 / 3)
+    # the masked face missed shows in the masked class alone
+    assert at_03.class_recall() == {"mask_weared_incorrect": 1.0, "with_mask": 0.5, "without_mask": 1.0}
     at_07 = score_image(truth, found, 0.7, CLASSES)
-    assert at_07 == Counts(faces=4, found=2, detections=4, true_detections=2, known=3, labelled=1, correct=1)
+    assert (at_07.faces, at_07.found, at_07.detections, at_07.labelled, at_07.correct) == (4, 2, 4, 1, 1)
+    assert at_07.class_found == Counter(with_mask=1, mask_weared_incorrect=1)
+    # summed over images, per class as well
+    assert (at_03 + at_07).class_recall() == {"mask_weared_incorrect": 1.0, "with_mask": 0.5, "without_mask": 0.5}
 
 
 def test_size_subset_ignores_small_faces_and_their_detections():
@@ -66,9 +83,10 @@ def test_size_subset_ignores_small_faces_and_their_detections():
         Face((300, 0, 26, 26), "with_mask", 0.9),  # unmatched, 26 >= 25.6: a false detection
     ]
     big = score_image(truth, found, 0.5, CLASSES, min_side=32)
-    assert big == Counts(faces=1, found=1, detections=2, true_detections=1, known=1, labelled=1, correct=1)
+    assert (big.faces, big.found, big.detections, big.true_detections, big.known) == (1, 1, 2, 1, 1)
+    assert big.class_faces == Counter(with_mask=1)
     every = score_image(truth, found, 0.5, CLASSES)
-    assert every == Counts(faces=2, found=2, detections=4, true_detections=2, known=2, labelled=2, correct=2)
+    assert (every.faces, every.found, every.detections, every.true_detections, every.known) == (2, 2, 4, 2, 2)
     assert Counts().recall == Counts().precision == Counts().label_accuracy == Counts().end_to_end == 0.0
 
 
@@ -124,7 +142,8 @@ def test_run_scenes_runs_the_pipeline_and_times_detection(scenes):
     assert results[0].faces == (Face((10, 10, 50, 50), "with_mask", 0.8),)
     assert all(0 <= r.detect_seconds <= r.total_seconds for r in results)
     counts = score_scenes(results, 0.5, CLASSES, min_side=32)
-    assert counts == Counts(faces=2, found=1, detections=2, true_detections=1, known=2, labelled=1, correct=1)
+    assert (counts.faces, counts.found, counts.detections, counts.true_detections) == (2, 1, 2, 1)
+    assert counts.class_recall() == {"with_mask": 1.0, "without_mask": 0.0}
 
 
 @pytest.fixture
@@ -142,15 +161,40 @@ def test_evaluate_command_prints_and_writes_the_metrics(evaluate, scenes, tmp_pa
     )
     assert code == 0
     text = capsys.readouterr().out
-    assert text.startswith("fake: 2 images (median 250x100; 0 unreadable), 2 detections; detection ")
+    assert text.startswith(f"{scenes} · fake: 2 images (median 250x100; 0 unreadable), 2 detections; detection ")
+    lines = text.splitlines()
+    assert lines[1].split() == [
+        "images", "faces", "IoU", "GT", "recall", "mask", "no", "mask", "precision", "label", "acc", "(n)", "end-to-end"
+    ]  # fmt: skip
+    assert lines[2].split()[:7] == ["all", "all", "0.3", "3", "0.333", "1.000", "0.000"]
     report = json.loads(out.read_text())
-    rows = {(r["images"], r["subset"], r["iou"]): r for r in report["detectors"]["fake"]["rows"]}
+    rows = {(r["images"], r["subset"], r["iou"]): r for r in report["folders"][str(scenes)]["fake"]["rows"]}
     every = rows[("all", "all", 0.3)]
     assert (every["faces"], every["found"], every["detections"], every["true_detections"]) == (3, 1, 2, 1)
     assert (every["recall"], every["precision"], every["label_accuracy"]) == (pytest.approx(1 / 3), 0.5, 1.0)
+    assert every["class_recall"] == {"with_mask": 1.0, "without_mask": 0.0}
+    assert every["class_faces"] == {"with_mask": 1, "without_mask": 2}
     large = rows[("all", ">=32px", 0.5)]
     assert (large["faces"], large["recall"], large["end_to_end_recall"]) == (2, 0.5, 0.5)
     assert {r["images"] for r in rows.values()} == {"all", "held-out"}
+
+
+def test_evaluate_reports_each_folder_apart(evaluate, scenes, tmp_path, capsys):
+    other = tmp_path / "other"
+    write_scene(other, "c", (200, 100), [("mask_weared_incorrect", (10, 10, 60, 60))])
+    out = tmp_path / "report.json"
+    args = ["scenes", "--data", str(scenes), "--data", str(other), "--detector", "fake", "--json", str(out)]
+    assert evaluate.main(args) == 0
+    headers = [line for line in capsys.readouterr().out.splitlines() if " · fake: " in line]
+    assert [h.split(" · ")[0] for h in headers] == [str(scenes), str(other)]
+    folders = json.loads(out.read_text())["folders"]
+    assert list(folders) == [str(scenes), str(other)]
+    row = folders[str(other)]["fake"]["rows"][0]
+    # the fake detector finds the 200 px image's face: c's face, mask worn wrongly, counts for recall only
+    assert (row["faces"], row["found"], row["class_recall"], row["known"]) == (1, 1, {"mask_weared_incorrect": 1.0}, 0)
+    # a missing second folder fails before anything runs
+    assert evaluate.main(["scenes", "--data", str(scenes), "--data", str(tmp_path / "nope")]) == 2
+    assert "must contain images/ and annotations/" in capsys.readouterr().err
 
 
 def test_printed_rates_are_rounded_once(evaluate):

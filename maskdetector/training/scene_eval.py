@@ -3,7 +3,8 @@
 Detections are matched to annotated faces greedily by IoU (highest pairs first, each face and each
 detection used at most once). Per subset of faces and IoU threshold this gives:
 
-- face recall: annotated faces with a matching detection / annotated faces;
+- face recall: annotated faces with a matching detection / annotated faces, also per annotated class
+  (with_mask, without_mask, mask_weared_incorrect): a detector that misses masked faces shows here;
 - detection precision: detections that match a face / detections counted;
 - label accuracy: matched faces whose predicted label is right / matched faces of a class the model has
   (a 2-class model cannot say `mask_weared_incorrect`, so those faces count for recall only);
@@ -17,8 +18,9 @@ a detection of a small face cannot become a false detection of a large one.
 """
 
 import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
@@ -42,13 +44,19 @@ class Counts:
     known: int = 0  # annotated faces of a class the model has
     labelled: int = 0  # matched faces of a class the model has
     correct: int = 0  # of those, labelled right
+    class_faces: Counter[str] = field(default_factory=Counter)  # `faces` by annotated class
+    class_found: Counter[str] = field(default_factory=Counter)  # `found` by annotated class
 
     def __add__(self, other: "Counts") -> "Counts":
-        return Counts(*(a + b for a, b in zip(asdict(self).values(), asdict(other).values(), strict=True)))
+        return Counts(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
 
     @property
     def recall(self) -> float:
         return self.found / self.faces if self.faces else 0.0
+
+    def class_recall(self) -> dict[str, float]:
+        """Recall per annotated class, for the classes with faces in the subset."""
+        return {label: self.class_found[label] / n for label, n in sorted(self.class_faces.items()) if n}
 
     @property
     def precision(self) -> float:
@@ -68,8 +76,11 @@ class Counts:
             "precision": self.precision,
             "label_accuracy": self.label_accuracy,
             "end_to_end_recall": self.end_to_end,
+            "class_recall": self.class_recall(),
         }
-        return {**asdict(self), **rates}  # unrounded: rounding here and again when printing misreports
+        counts = asdict(self)
+        counts["class_faces"], counts["class_found"] = dict(self.class_faces), dict(self.class_found)
+        return {**counts, **rates}  # unrounded: rounding here and again when printing misreports
 
 
 def score_image(
@@ -101,6 +112,8 @@ def score_image(
         known=known,
         labelled=len(labelled),
         correct=correct,
+        class_faces=Counter(t.label for t, keep in zip(truth, in_subset, strict=True) if keep),
+        class_found=Counter(truth[ti].label for ti in hits),
     )
 
 
