@@ -1,6 +1,8 @@
 """Train the mask classifier, or score an existing one (--evaluate-only).
 
-python train.py --data ../shared/datasets/observations --scenes ../shared/datasets/scenes-dev
+python train.py                     # the shipped model's four sources in ../shared/datasets
+python train.py --leave-out ilc2021 # the same without one source, then scored on all of it
+python train.py --data dataset --init-model model/mask_detector.keras   # fine-tune on your photos
 python train.py --evaluate-only --model model/mask_detector.keras --data DIR
 """
 
@@ -9,7 +11,14 @@ import logging
 import sys
 from pathlib import Path
 
-from maskdetector.constants import DEFAULT_DATA_DIR, DEFAULT_MODEL_PATH, HOLDOUT_PERCENT, MODEL_DIR
+from maskdetector.constants import (
+    DEFAULT_DATA_DIR,
+    DEFAULT_MODEL_PATH,
+    HOLDOUT_PERCENT,
+    MODEL_DIR,
+    TRAINING_FOLDERS,
+    TRAINING_SCENES,
+)
 from maskdetector.errors import UserError
 from maskdetector.vision.detectors import DETECTORS
 
@@ -20,13 +29,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--data",
         type=Path,
         action="append",
-        help="folder with one sub-folder of face images per class; repeat to combine folders (default dataset/)",
+        help="folder with one sub-folder of face images per class; repeat to combine folders (default: with no "
+        "--data and no --scenes, the shipped model's sources observations, chandrikadeb7, scenes-dev and ilc2021 "
+        "in ../shared/datasets; dataset/ for --evaluate-only)",
     )
     parser.add_argument(
         "--scenes",
         type=Path,
+        action="append",
+        default=[],
         help="PASCAL VOC folder (images/ + annotations/): train on face crops of its non-held-out images "
-        "and report accuracy on the held-out ones",
+        "and report accuracy on the held-out ones; repeat for several sources",
+    )
+    parser.add_argument(
+        "--classes",
+        type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
+        help="comma-separated classes to train (default: the scene classes with_mask, without_mask, "
+        "mask_weared_incorrect when --scenes is given, else the first --data folder's class folders)",
     )
     parser.add_argument("--out", type=Path, default=MODEL_DIR, help="output folder (default model/)")
     parser.add_argument("--epochs", type=int, default=20)
@@ -74,8 +93,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="cut the largest face out of every --data image with this face detector, as the app crops the faces "
         "it classifies (default blazeface; images without a face stay whole); none: use the images whole",
     )
+    parser.add_argument(
+        "--leave-out",
+        metavar="SOURCE",
+        help="train without this source (a --data or --scenes folder's name) and score the model on all of it: "
+        "the leave-one-source-out test of how the model does on a source it never saw",
+    )
     parser.add_argument("--evaluate-only", action="store_true", help="score --model on --data/--scenes, no training")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help="model for --evaluate-only")
+    parser.add_argument(
+        "--all-scene-images",
+        action="store_true",
+        help="with --evaluate-only: score every image of the --scenes folders, not only the held-out ones "
+        "(a source the model never trained on: the leave-one-source-out test)",
+    )
     parser.add_argument(
         "--test-split",
         action="store_true",
@@ -83,6 +114,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--seed and --holdout-percent holds out (re-measures a trained model's report)",
     )
     args = parser.parse_args(argv)
+    if not args.evaluate_only and not args.data and not args.scenes:
+        args.data, args.scenes = list(TRAINING_FOLDERS), list(TRAINING_SCENES)
+    args.left_out = None
+    if args.leave_out:
+        if args.evaluate_only:
+            parser.error("--leave-out trains: it does not go with --evaluate-only")
+        matches = [p for p in [*(args.data or []), *args.scenes] if p.name == args.leave_out]
+        if not matches:
+            parser.error(f"--leave-out {args.leave_out}: not one of the sources")
+        args.left_out = matches[0]
+        args.data = [p for p in args.data or [] if p != args.left_out]
+        args.scenes = [p for p in args.scenes if p != args.left_out]
     args.crop_faces = None if args.crop_faces == "none" else args.crop_faces
     for name in ("epochs", "batch_size", "patience"):
         if getattr(args, name) < 1:
@@ -93,8 +136,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--balance-power must be in 0..1")
     if not 0 <= args.ema_momentum < 1:
         parser.error("--ema-momentum must be in 0..1 (exclusive of 1)")
-    if args.test_split and not args.evaluate_only:
-        parser.error("--test-split goes with --evaluate-only")
+    for flag in ("test_split", "all_scene_images"):
+        if getattr(args, flag) and not args.evaluate_only:
+            parser.error(f"--{flag.replace('_', '-')} goes with --evaluate-only")
     if not 0 <= args.holdout_percent < 100:
         parser.error("--holdout-percent must be in 0..99")
     return args
@@ -109,9 +153,11 @@ def main(argv: list[str] | None = None) -> int:
         from maskdetector.training.metrics import format_scores
 
         config = training.TrainingConfig(
-            data_dirs=args.data or [DEFAULT_DATA_DIR],
+            data_dirs=args.data or ([] if args.scenes else [DEFAULT_DATA_DIR]),
             out_dir=args.out,
-            scenes_dir=args.scenes,
+            scenes_dirs=args.scenes,
+            class_names=args.classes,
+            left_out=args.left_out,
             epochs=args.epochs,
             batch_size=args.batch_size,
             learning_rate=args.learning_rate,
@@ -129,8 +175,15 @@ def main(argv: list[str] | None = None) -> int:
             if args.test_split:
                 results = training.evaluate_test_split(args.model, config)
             else:
-                data = args.data[0] if args.data else (None if args.scenes else DEFAULT_DATA_DIR)
-                results = training.evaluate(args.model, data, args.scenes, args.holdout_percent, args.crop_faces)
+                data = args.data or ([] if args.scenes else [DEFAULT_DATA_DIR])
+                results = training.evaluate(
+                    args.model,
+                    data,
+                    args.scenes,
+                    args.holdout_percent,
+                    args.crop_faces,
+                    all_scene_images=args.all_scene_images,
+                )
             print("\n".join(format_scores(title, s) for title, s in results.items()))
             return 0
         metrics = training.train(config)

@@ -10,6 +10,11 @@ LABELS_FILENAME = "labels.json"
 METRICS_FILENAME = "metrics.json"
 DEFAULT_MODEL_PATH = MODEL_DIR / MODEL_FILENAME
 DEFAULT_DATA_DIR = PROJECT_ROOT / "dataset"
+# The shipped model's training sources (../shared/datasets beside the project): what `python train.py` reads
+# when given no --data and no --scenes.
+SHARED_DATASETS = PROJECT_ROOT.parent / "shared" / "datasets"
+TRAINING_FOLDERS = (SHARED_DATASETS / "observations", SHARED_DATASETS / "chandrikadeb7")
+TRAINING_SCENES = (SHARED_DATASETS / "scenes-dev", SHARED_DATASETS / "ilc2021")
 # The web app's statistics database and alerts log (git-ignored): see README, "Several cameras, statistics and alerts".
 APP_DATA_DIR = PROJECT_ROOT / "data"
 

@@ -449,3 +449,94 @@ def test_scene_crops_weigh_scene_weight_times_a_balanced_folder_image():
     np.testing.assert_allclose(weights[:4], 1.0)  # balanced folder: weight 1 each
     assert weights[4:].sum() == pytest.approx(1.5 * 4)  # the scene source's total weight, times 1.5
     assert weights[7] > weights[4]  # its rare unmasked face still weighs more than a masked one
+
+
+def test_a_two_class_model_fine_tunes_into_three_classes(tmp_path, untrained_model):
+    """--init-model of a with/without-mask model starts a 3-class model: the shared classes keep their output
+    weights, the new class starts as a less likely copy of without_mask."""
+    from maskdetector.training.trainer import starting_weights
+    from maskdetector.vision.classifier import MaskClassifier
+
+    start = MaskClassifier.load(untrained_model)
+    names = ["with_mask", "without_mask", "mask_weared_incorrect"]
+    weights = starting_weights(start, names)
+    old_kernel, old_bias = start.model.get_weights()[-2:]
+    kernel, bias = weights[-2:]
+    assert kernel.shape == (old_kernel.shape[0], 3)
+    order = [list(start.class_names).index(n) for n in names[:2]]
+    assert np.array_equal(kernel[:, :2], old_kernel[:, order])
+    assert np.array_equal(kernel[:, 2], old_kernel[:, order[1]]) and bias[2] < bias[1]
+
+
+def test_adding_a_source_never_moves_another_sources_images_between_splits():
+    """Each source is split on its own: a leave-one-source-out run tests the other sources on the same images."""
+    from maskdetector.training.datasets import LabelledFaces, concatenate
+    from maskdetector.training.trainer import TrainingConfig, split
+
+    rng = np.random.default_rng(3)
+
+    def source(name: str, n: int) -> LabelledFaces:
+        images = np.stack([_photo(rng) for _ in range(n)])
+        return LabelledFaces(images, np.tile([0, 1], n // 2), ["with_mask", "without_mask"], [name] * n)
+
+    a, b = source("a", 40), source("b", 30)
+    config = TrainingConfig(data_dirs=[], out_dir=Path("unused"))
+    alone, _ = split(a, config)
+    together, _ = split(concatenate([a, b]), config)
+    for name in alone:
+        assert list(alone[name]) == [i for i in together[name] if i < len(a)]
+
+
+def _scene_folder(root: Path) -> Path:
+    """A VOC scenes folder of one generated photo with one face of each scene class, 60 px each."""
+    import cv2
+
+    (root / "images").mkdir(parents=True)
+    (root / "annotations").mkdir()
+    cv2.imwrite(str(root / "images" / "s.png"), np.random.default_rng(4).integers(0, 256, (120, 300, 3), np.uint8))
+    objects = "".join(
+        f"<object><name>{name}</name><bndbox><xmin>{x}</xmin><ymin>30</ymin><xmax>{x + 60}</xmax>"
+        f"<ymax>90</ymax></bndbox></object>"
+        for name, x in (("with_mask", 10), ("without_mask", 110), ("mask_weared_incorrect", 210))
+    )
+    (root / "annotations" / "s.xml").write_text(f"<annotation><filename>s.png</filename>{objects}</annotation>")
+    return root
+
+
+def test_a_two_class_model_scored_on_three_class_scenes_counts_worn_incorrectly_as_not_compliant(
+    tmp_path, untrained_model
+):
+    from maskdetector.training.trainer import score_scenes
+    from maskdetector.vision.classifier import MaskClassifier
+
+    scenes = _scene_folder(tmp_path / "scenes")
+    _, scores = score_scenes(MaskClassifier.load(untrained_model), scenes, holdout_percent=0, all_images=True)
+    assert scores["n"] == 3 and list(scores["per_class"]) == ["with_mask", "without_mask", "mask_weared_incorrect"]
+    matrix = np.array(scores["confusion_matrix"])
+    assert matrix.sum(axis=1).tolist() == [1, 1, 1] and matrix[:, 2].sum() == 0  # never predicted: not a class
+    said_mask = matrix[:, 0]
+    assert scores["compliance_accuracy"] == pytest.approx((said_mask[0] + 2 - said_mask[1:].sum()) / 3)
+
+
+def test_leave_out_trains_without_a_source_and_scores_all_of_it(tmp_path, run_train):
+    from conftest import make_face_folder
+
+    kept = make_face_folder(tmp_path / "kept")
+    other = make_face_folder(tmp_path / "other", per_class=6)
+    out = tmp_path / "out"
+    result = run_train(
+        "--data", str(kept), "--data", str(other), "--leave-out", "other", "--crop-faces", "none",
+        "--epochs", "1", "--out", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert list(metrics["test_by_source"]) == ["kept"]
+    [(title, scores)] = metrics["left_out"].items()
+    assert "other" in title and scores["n"] == 12
+    assert "left out of training" in result.stdout and (out / "mistakes.png").is_file()
+
+
+def test_leave_out_of_an_unknown_source_is_a_usage_error(face_folder, capsys):
+    with pytest.raises(SystemExit) as exc:
+        train.parse_args(["--data", str(face_folder), "--leave-out", "nope"])
+    assert exc.value.code == 2 and "not one of the sources" in capsys.readouterr().err

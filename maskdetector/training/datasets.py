@@ -23,6 +23,9 @@ from maskdetector.vision.preprocessing import crop_face, face_to_input, read_ima
 
 log = logging.getLogger(__name__)
 
+# The classes of the annotated scene sets (scenes-dev, ilc2021), in the order a 3-class model predicts them.
+SCENE_CLASSES = ("with_mask", "without_mask", "mask_weared_incorrect")
+
 
 @dataclass
 class LabelledFaces:
@@ -223,6 +226,8 @@ def load_scene_crops(
 
 def concatenate(parts: Sequence[LabelledFaces]) -> LabelledFaces:
     """Join data sets that share class names."""
+    if not any(len(p) for p in parts):
+        return _empty(parts[0].class_names)
     parts = [p for p in parts if len(p)]
     names = parts[0].class_names
     return LabelledFaces(

@@ -13,7 +13,7 @@ import platform
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,8 +33,22 @@ from maskdetector.constants import (
     MODEL_FILENAME,
 )
 from maskdetector.errors import UserError
-from maskdetector.training.datasets import LabelledFaces, concatenate, copy_groups, load_image_folder, load_scene_crops
-from maskdetector.training.metrics import format_scores, plot_confusion_matrix, plot_training_curves, score
+from maskdetector.training.datasets import (
+    SCENE_CLASSES,
+    LabelledFaces,
+    class_folders,
+    concatenate,
+    copy_groups,
+    load_image_folder,
+    load_scene_crops,
+)
+from maskdetector.training.metrics import (
+    format_scores,
+    plot_confusion_matrix,
+    plot_mistakes,
+    plot_training_curves,
+    score,
+)
 from maskdetector.types import Box
 from maskdetector.vision.classifier import MaskClassifier
 from maskdetector.vision.detectors import create_detector
@@ -52,7 +66,9 @@ REAL_EVAL_MIN_SIDE = 32
 class TrainingConfig:
     data_dirs: list[Path]
     out_dir: Path
-    scenes_dir: Path | None = None  # PASCAL VOC scenes whose non-held-out face crops join the training data
+    scenes_dirs: list[Path] = field(default_factory=list)  # PASCAL VOC scenes: non-held-out face crops train
+    class_names: list[str] | None = None  # None: the class folders of the first --data folder
+    left_out: Path | None = None  # a source not trained on: scored whole after training (leave-one-source-out)
     epochs: int = 20
     batch_size: int = 32
     learning_rate: float = 3e-4  # Adam; 1e-3 silences most of conv2 in the first epoch (see model.silent_channels)
@@ -83,7 +99,12 @@ def build_augmentation(seed: int) -> keras.Sequential:
             layers.RandomBrightness(0.15, seed=seed),
             layers.RandomContrast(0.2, seed=seed),
             layers.RandomSaturation((0.35, 0.65), seed=seed),
+            # masks come in every colour and print: hue rotation and some greyscale keep the model off colour
+            layers.RandomHue(0.25, value_range=(0, 255), seed=seed),
+            layers.RandomGrayscale(0.1, seed=seed),
             layers.RandomGaussianBlur(factor=0.3, sigma=(0.0, 1.0), seed=seed),
+            # a hand, a scarf or a logo over part of the face must not decide the label
+            layers.RandomErasing(factor=0.25, scale=(0.02, 0.1), fill_value=127.0, value_range=(0, 255), seed=seed),
         ],
         name="augmentation",
     )
@@ -111,6 +132,22 @@ def face_finder(detector: str | None) -> Callable[[np.ndarray], list[Box]] | Non
     return create_detector(detector).detect if detector else None
 
 
+def starting_weights(start: MaskClassifier, class_names: list[str]) -> list[np.ndarray]:
+    """`start`'s weights for a model predicting `class_names`: every layer as it is, the output layer's columns
+    matched by class name. A class `start` lacks (e.g. mask_weared_incorrect after a 2-class model) starts as a
+    copy of without_mask's column made less likely, so fine-tuning a 2-class model into 3 classes works."""
+    old = list(start.class_names)
+    if not set(old) & set(class_names):
+        raise UserError(f"the init model predicts {old}, but the data has classes {class_names}: none in common")
+    weights = start.model.get_weights()
+    kernel, bias = weights[-2], weights[-1]
+    fallback = old.index("without_mask") if "without_mask" in old else 0
+    columns = [old.index(name) if name in old else fallback for name in class_names]
+    new_bias = bias[columns].copy()
+    new_bias[[name not in old for name in class_names]] -= 2.0
+    return [*weights[:-2], kernel[:, columns], new_bias]
+
+
 def load_for(model_path: Path, class_names: list[str]) -> MaskClassifier:
     """Load a model that must predict exactly the data's classes (UserError otherwise)."""
     classifier = MaskClassifier.load(model_path)
@@ -127,69 +164,76 @@ def folder_kind(crop_faces: str | None) -> str:
 
 
 def load_training_data(config: TrainingConfig) -> LabelledFaces:
+    """Every --data folder (faces cut out) and every --scenes folder's non-held-out face crops, one source each."""
     find_faces = face_finder(config.crop_faces)
-    parts = [load_image_folder(d, find_faces=find_faces) for d in config.data_dirs]
-    names = parts[0].class_names
-    for d, part in zip(config.data_dirs, parts, strict=True):
-        if part.class_names != names:
-            raise UserError(f"{d} has classes {part.class_names}, but {config.data_dirs[0]} has {names}")
-    if config.scenes_dir is not None:
+    first = config.data_dirs[0] if config.data_dirs else None
+    names = config.class_names or (list(SCENE_CLASSES) if config.scenes_dirs or not first else class_folders(first))
+    parts = [load_image_folder(d, names, find_faces=find_faces) for d in config.data_dirs]
+    for scenes in config.scenes_dirs:
         parts.append(
             load_scene_crops(
-                config.scenes_dir,
-                names,
-                holdout=False,
-                holdout_percent=config.holdout_percent,
-                min_side=config.scene_min_side,
+                scenes, names, holdout=False, holdout_percent=config.holdout_percent, min_side=config.scene_min_side
             )
         )
+    if not any(len(p) for p in parts):
+        raise UserError("no training images: give --data and/or --scenes folders")
     return concatenate(parts)
 
 
 def split(data: LabelledFaces, config: TrainingConfig) -> tuple[dict[str, np.ndarray], str]:
-    """Indices of train/validation/test, stratified by source and class, reproducible with the seed, and how
-    they were made (for the report).
+    """Indices of train/validation/test, made within each source (so adding or leaving out a source never moves
+    another source's images between splits), stratified by class, reproducible with the seed, and how they
+    were made (for the report).
 
     Copies of one photo (and crops of one scene photo) stay together in one split (see `copy_groups`)
-    unless that cannot give every split every class.
+    unless that cannot give every split every class of the source.
     """
-    index = np.arange(len(data))
-    strata = np.array([f"{s}/{y}" for s, y in zip(data.sources, data.labels, strict=True)])
     groups = copy_groups(data)
-    n_classes = len(data.class_names)
     log.info("%d images make %d groups of copies", len(data), len(set(groups)))
-    n_test = max(n_classes, round(config.test_fraction * len(data)))
-    n_val = max(n_classes, round(config.val_fraction * len(data)))
-    if len(data) - n_test - n_val < n_classes:
-        raise UserError(f"only {len(data)} images: too few to split into train, validation and test")
-    plain_cuts = []
-
-    def cut(idx: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-        """One fold of a stratified group k-fold holds about `size` images out."""
-        folds = StratifiedGroupKFold(max(2, round(len(idx) / size)), shuffle=True, random_state=config.seed)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "least populated class has only N members"
-            try:
-                rest, held = next(folds.split(idx, strata[idx], groups[idx]))
-                if len(held) <= 2 * size and all(len(set(data.labels[idx[p]])) == n_classes for p in (rest, held)):
-                    return idx[rest], idx[held]
-            except ValueError:  # fewer groups than folds
-                pass
-        log.warning("copies of one photo cannot be kept apart in %d images: a plain split instead", len(idx))
-        plain_cuts.append(len(idx))
-        try:
-            return train_test_split(idx, test_size=size, random_state=config.seed, stratify=strata[idx])
-        except ValueError:  # a stratum too small to be split: a plain shuffled split
-            return train_test_split(idx, test_size=size, random_state=config.seed)
-
-    rest, test = cut(index, n_test)
-    train, val = cut(rest, n_val)
-    method = "stratified by source and class; " + (
+    sources = np.array(data.sources)
+    parts: dict[str, list[np.ndarray]] = {"train": [], "validation": [], "test": []}
+    plain = False
+    for source in sorted(set(data.sources)):
+        idx = np.flatnonzero(sources == source)
+        n_classes = len(set(data.labels[idx]))
+        n_test = max(n_classes, round(config.test_fraction * len(idx)))
+        n_val = max(n_classes, round(config.val_fraction * len(idx)))
+        if len(idx) - n_test - n_val < n_classes:
+            raise UserError(f"only {len(idx)} images in {source}: too few to split into train, validation and test")
+        rest, test, plain_test = cut(idx, n_test, data.labels, groups, config.seed)
+        train, val, plain_val = cut(rest, n_val, data.labels, groups, config.seed)
+        plain |= plain_test or plain_val
+        for name, chosen in (("train", train), ("validation", val), ("test", test)):
+            parts[name].append(chosen)
+    method = "within each source, stratified by class; " + (
         "copies of one photo may be on both sides (too few groups of copies)"
-        if plain_cuts
+        if plain
         else "copies of one photo kept in one split (datasets.copy_groups)"
     )
-    return {"train": np.sort(train), "validation": np.sort(val), "test": np.sort(test)}, method
+    return {name: np.sort(np.concatenate(chosen)) for name, chosen in parts.items()}, method
+
+
+def cut(
+    idx: np.ndarray, size: int, labels: np.ndarray, groups: np.ndarray, seed: int
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Hold about `size` of the images `idx` out: one fold of a stratified group k-fold, whose both sides have
+    every class of `idx`; failing that a plain stratified split (True as the third value)."""
+    n_classes = len(set(labels[idx]))
+    folds = StratifiedGroupKFold(max(2, round(len(idx) / size)), shuffle=True, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "least populated class has only N members"
+        try:
+            rest, held = next(folds.split(idx, labels[idx], groups[idx]))
+            if len(held) <= 2 * size and all(len(set(labels[idx[p]])) == n_classes for p in (rest, held)):
+                return idx[rest], idx[held], False
+        except ValueError:  # fewer groups than folds
+            pass
+    log.warning("copies of one photo cannot be kept apart in %d images: a plain split instead", len(idx))
+    try:
+        rest, held = train_test_split(idx, test_size=size, random_state=seed, stratify=labels[idx])
+    except ValueError:  # a class too small to be split: a plain shuffled split
+        rest, held = train_test_split(idx, test_size=size, random_state=seed)
+    return rest, held, True
 
 
 def make_dataset(
@@ -269,8 +313,7 @@ def train(config: TrainingConfig) -> dict:
 
     model = build_model(len(names))
     if config.init_model is not None:
-        start = load_for(config.init_model, names)
-        model.set_weights(start.model.get_weights())
+        model.set_weights(starting_weights(MaskClassifier.load(config.init_model), names))
         log.info("starting from the weights of %s", config.init_model)
     model.compile(
         optimizer=keras.optimizers.Adam(
@@ -303,13 +346,18 @@ def train(config: TrainingConfig) -> dict:
 
     test_idx = parts["test"]
     classifier = MaskClassifier(model, names)
-    metrics = {"classes": names, **score_split(classifier, data, test_idx)}
+    predicted, scores = score_split(classifier, data, test_idx)
+    metrics = {"classes": names, **scores}
     counts = {k: counts_by_source(data, v) for k, v in parts.items()}
-    if config.scenes_dir is not None:
-        holdout = load_real_holdout(config.scenes_dir, names, config.holdout_percent)
+    for scenes in config.scenes_dirs:
+        holdout = load_real_holdout(scenes, names, config.holdout_percent)
         if len(holdout):
-            metrics["real_holdout"] = score(holdout.labels, classifier.predict_indices(holdout.images), names)
-            counts["real_holdout"] = holdout.counts()
+            real = metrics.setdefault("real_holdout", {})
+            real[scenes.name] = score(holdout.labels, classifier.predict_indices(holdout.images), names)
+            counts[f"real_holdout/{scenes.name}"] = holdout.counts()
+
+    if config.left_out is not None:
+        metrics["left_out"] = dict([score_left_out(classifier, config)])
 
     silent = silent_channels(model, data.images[train_idx])
     totals = {layer.name: layer.filters for layer in model.layers if layer.name in silent}
@@ -327,19 +375,16 @@ def train(config: TrainingConfig) -> dict:
         {
             "counts": counts,
             "data_sources": [{"path": str(d), "kind": folder_kind(config.crop_faces)} for d in config.data_dirs]
-            + (
-                [
-                    {
-                        "path": str(config.scenes_dir),
-                        "kind": "PASCAL VOC scenes: face crops (margin "
-                        f"{FACE_MARGIN}) with both sides >= {config.scene_min_side} px from images not held out",
-                        "holdout_rule": f"crc32(image file stem) % 100 < {config.holdout_percent}",
-                        "real_holdout_min_side": REAL_EVAL_MIN_SIDE,
-                    }
-                ]
-                if config.scenes_dir
-                else []
-            ),
+            + [
+                {
+                    "path": str(scenes),
+                    "kind": "PASCAL VOC scenes: face crops (margin "
+                    f"{FACE_MARGIN}) with both sides >= {config.scene_min_side} px from images not held out",
+                    "holdout_rule": f"crc32(image file stem) % 100 < {config.holdout_percent}",
+                    "real_holdout_min_side": REAL_EVAL_MIN_SIDE,
+                }
+                for scenes in config.scenes_dirs
+            ],
             "silent_channels": {name: {"silent": len(c), "of": totals[name]} for name, c in silent.items()},
             "skipped_files": data.skipped,
             "split": split_method,
@@ -366,15 +411,25 @@ def train(config: TrainingConfig) -> dict:
         }
     )
     save_artifacts(model, names, metrics, history, out, silent)
+    plot_mistakes(data.images[test_idx], data.labels[test_idx], predicted, names, out / "mistakes.png")
     checkpoint.unlink(missing_ok=True)
     return metrics
 
 
-def score_split(classifier: MaskClassifier, data: LabelledFaces, idx: np.ndarray) -> dict:
-    """Scores of the images `idx` of `data`: all together ("test") and per data source ("test_by_source")."""
+def score_left_out(classifier: MaskClassifier, config: TrainingConfig) -> tuple[str, dict]:
+    """Scores on all of the source training left out: a class folder or a scenes folder (faces >= 32 px)."""
+    source = config.left_out
+    if (source / "annotations").is_dir():
+        return score_scenes(classifier, source, config.holdout_percent, all_images=True)
+    return score_folder(classifier, source, config.crop_faces)
+
+
+def score_split(classifier: MaskClassifier, data: LabelledFaces, idx: np.ndarray) -> tuple[np.ndarray, dict]:
+    """Predictions for the images `idx` of `data`, and their scores: all together ("test") and per data source
+    ("test_by_source")."""
     predicted = classifier.predict_indices(data.images[idx])
     truth, sources, names = data.labels[idx], np.array(data.sources)[idx], data.class_names
-    return {
+    return predicted, {
         "test": score(truth, predicted, names),
         "test_by_source": {s: score(truth[sources == s], predicted[sources == s], names) for s in sorted(set(sources))},
     }
@@ -411,24 +466,47 @@ def save_artifacts(
     plot_confusion_matrix(metrics["test"]["confusion_matrix"], names, out / "confusion_matrix.png")
 
 
+def score_folder(classifier: MaskClassifier, data_dir: Path, crop_faces: str | None) -> tuple[str, dict]:
+    """A title and the scores of a labelled folder, faces cut out as in training."""
+    data = load_image_folder(data_dir, classifier.class_names, face_finder(crop_faces))
+    scores = score(data.labels, classifier.predict_indices(data.images), data.class_names)
+    return f"{data_dir} ({folder_kind(crop_faces)})", scores
+
+
+def score_scenes(
+    classifier: MaskClassifier, scenes_dir: Path, holdout_percent: int, all_images: bool
+) -> tuple[str, dict]:
+    """A title and the scores of a scene folder's face crops (>= REAL_EVAL_MIN_SIDE): its held-out images, or
+    all of them for a source the model never saw. Faces of a class the model lacks (worn incorrectly, for a
+    2-class model) are kept: they count as not compliant."""
+    names = classifier.class_names
+    truth = sorted(set(names) | set(SCENE_CLASSES), key=list(SCENE_CLASSES).index)
+    crops = concatenate(
+        [
+            load_scene_crops(scenes_dir, truth, holdout=h, holdout_percent=holdout_percent, min_side=REAL_EVAL_MIN_SIDE)
+            for h in ((True, False) if all_images else (True,))
+        ]
+    )
+    if not len(crops):
+        raise UserError(f"no face crops of the model's classes in {scenes_dir}")
+    predicted = np.array([truth.index(names[k]) for k in classifier.predict_indices(crops.images)], np.int64)
+    which = "all" if all_images else "held-out"
+    return f"{scenes_dir} ({which} face crops >= {REAL_EVAL_MIN_SIDE} px)", score(crops.labels, predicted, truth)
+
+
 def evaluate(
-    model_path: Path, data_dir: Path | None, scenes_dir: Path | None, holdout_percent: int, crop_faces: str | None
+    model_path: Path,
+    data_dirs: Sequence[Path],
+    scenes_dirs: Sequence[Path],
+    holdout_percent: int,
+    crop_faces: str | None,
+    *,
+    all_scene_images: bool = False,
 ) -> dict:
-    """Score an existing model on a labelled folder (faces cut out as in training) and/or the held-out crops
-    of a scenes folder."""
+    """Scores of an existing model on labelled folders and on scene folders (see score_folder, score_scenes)."""
     classifier = MaskClassifier.load(model_path)
-    results = {}
-    if data_dir is not None:
-        data = load_image_folder(data_dir, classifier.class_names, face_finder(crop_faces))
-        results[f"{data_dir} ({folder_kind(crop_faces)})"] = score(
-            data.labels, classifier.predict_indices(data.images), data.class_names
-        )
-    if scenes_dir is not None:
-        crops = load_real_holdout(scenes_dir, classifier.class_names, holdout_percent)
-        if not len(crops):
-            raise UserError(f"no held-out face crops of the model's classes in {scenes_dir}")
-        title = f"{scenes_dir} (held-out face crops >= {REAL_EVAL_MIN_SIDE} px)"
-        results[title] = score(crops.labels, classifier.predict_indices(crops.images), crops.class_names)
+    results = dict(score_folder(classifier, d, crop_faces) for d in data_dirs)
+    results.update(score_scenes(classifier, d, holdout_percent, all_scene_images) for d in scenes_dirs)
     return results
 
 
@@ -438,7 +516,7 @@ def evaluate_test_split(model_path: Path, config: TrainingConfig) -> dict:
     data = load_training_data(config)
     classifier = load_for(model_path, data.class_names)
     parts, _ = split(data, config)
-    scores = score_split(classifier, data, parts["test"])
+    _, scores = score_split(classifier, data, parts["test"])
     kind = folder_kind(config.crop_faces)
     results = {f"test split ({kind})": scores["test"]}
     results.update({f"test split, {source}": s for source, s in scores["test_by_source"].items()})
@@ -449,8 +527,10 @@ def summary(metrics: dict) -> str:
     """The report of a training run as terminal text."""
     blocks = [format_scores("test split", metrics["test"])]
     blocks += [format_scores(f"test split, {s}", m) for s, m in metrics["test_by_source"].items()]
-    if "real_holdout" in metrics:
-        blocks.append(format_scores("real held-out scene crops", metrics["real_holdout"]))
+    for source, scores in metrics.get("real_holdout", {}).items():
+        blocks.append(format_scores(f"real held-out scene crops, {source}", scores))
+    for title, scores in metrics.get("left_out", {}).items():
+        blocks.append(format_scores(f"left out of training: {title}", scores))
     blocks.append(
         f"trained {metrics['epochs_run']} epochs in {metrics['training_seconds']} s "
         f"({metrics['seconds_per_epoch']} s/epoch), best epoch {metrics['best_epoch']}"
