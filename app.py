@@ -65,6 +65,12 @@ def parse_args(argv: list[str] | None, environ: dict[str, str]) -> dict[str, obj
         "--alert-cooldown", type=float, help="seconds after an alert before a source alerts again (default %(default)s)"
     )
     add("--alert-webhook", help="POST each alert as JSON to this http(s) URL (implies --alerts)")
+    add(
+        "--database-url",
+        help="where the per-minute counts go: sqlite:///FILE, or postgresql://user[:password]@host[:port]/db shared "
+        "by the instances of a site (default: history.sqlite3 in --data-dir)",
+    )
+    add("--instance", help="this app's name in a shared database (default: the host name)")
     set_settings_defaults(parser, environ)
     return settings_from_args(parser.parse_args(argv))
 

@@ -4,6 +4,7 @@ app.py builds its command line from the same table, so a flag, its environment v
 test passes to create_app() cannot drift apart. Precedence: explicit config (or CLI) > environment > default.
 """
 
+import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
@@ -36,6 +37,8 @@ DEFAULTS: dict[str, object] = {
     "MAX_IMAGE_PIXELS": 40_000_000,
     "DATA_DIR": str(APP_DATA_DIR),
     "HISTORY": True,  # counts only (no images), in the git-ignored data folder: the chart works out of the box
+    "DATABASE_URL": "",  # "": sqlite:///<DATA_DIR>/history.sqlite3; postgresql://user@host/db for a whole site
+    "INSTANCE": "",  # "": this machine's host name; names this app's cameras in a shared database
     "ALWAYS_ON": False,  # keeping cameras open with nobody watching would surprise a webcam user
     "ALERTS": False,
     "ALERT_FRAMES": 10,
@@ -72,6 +75,14 @@ def _is_http_url(text: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
+DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres")
+INSTANCE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def _url_scheme(text: str) -> str:
+    return urlsplit(text).scheme.split("+")[0]
+
+
 def validate(settings: Mapping[str, object]) -> None:
     """UserError for values that would only fail later, deep inside OpenCV or the server."""
     checks = [
@@ -92,6 +103,14 @@ def validate(settings: Mapping[str, object]) -> None:
         (
             not settings["ALERT_WEBHOOK"] or _is_http_url(str(settings["ALERT_WEBHOOK"])),
             "alert webhook must be an http:// or https:// URL",
+        ),
+        (
+            not settings["INSTANCE"] or INSTANCE_PATTERN.fullmatch(str(settings["INSTANCE"])),
+            "instance name must be 1-64 letters, digits, '-', '_' or '.', starting with a letter or digit",
+        ),
+        (
+            not settings["DATABASE_URL"] or _url_scheme(str(settings["DATABASE_URL"])) in DATABASE_SCHEMES,
+            "database URL must start with sqlite:/// or postgresql://",
         ),
     ]
     for ok, message in checks:

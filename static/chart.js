@@ -16,6 +16,7 @@
   var canvas = document.getElementById("history-chart");
   var minutesSelect = document.getElementById("history-minutes");
   var sourceSelect = document.getElementById("history-source");
+  var scopeSelect = document.getElementById("history-scope"); // only when several instances share the database
   var summary = document.getElementById("history-summary");
   var report = null;
   var timer = null;
@@ -112,16 +113,32 @@
     canvas.dataset.bars = String(bars.filter(function (b) { return b.people; }).length);
   }
 
+  // The camera choices are the report's sources: this app's cameras, or every instance's ("north/door").
+  function listSources() {
+    var chosen = sourceSelect.value;
+    var names = [""].concat(Object.keys(report.sources));
+    if (names.indexOf(chosen) < 0) chosen = "";
+    sourceSelect.replaceChildren.apply(sourceSelect, names.map(function (name) {
+      var option = document.createElement("option");
+      option.value = name;
+      option.textContent = name || "all";
+      return option;
+    }));
+    sourceSelect.value = chosen;
+  }
+
   function load() {
     clearTimeout(timer);
-    fetch(historyUrl + "?minutes=" + minutesSelect.value, { cache: "no-store" })
+    var scope = scopeSelect ? "&scope=" + scopeSelect.value : "";
+    fetch(historyUrl + "?minutes=" + minutesSelect.value + scope, { cache: "no-store" })
       .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
-      .then(function (body) { report = body; draw(); })
+      .then(function (body) { report = body; if (sourceSelect) listSources(); draw(); })
       .catch(function () { /* server restarting: keep the last chart */ })
       .finally(function () { timer = setTimeout(load, REFRESH_MS); });
   }
 
   minutesSelect.addEventListener("change", load);
+  if (scopeSelect) scopeSelect.addEventListener("change", load);
   if (sourceSelect) sourceSelect.addEventListener("change", function () { if (report) draw(); });
   window.addEventListener("resize", function () { if (report) draw(); });
   load();

@@ -1,11 +1,14 @@
-"""Shared fixtures: tiny generated image folders and a small untrained model, built at test time."""
+"""Shared fixtures: tiny generated image folders and a small untrained model, built at test time, and the real
+servers (PostgreSQL, Mosquitto) of tests/servers.py."""
 
 import json
+import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+import servers
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
@@ -56,3 +59,33 @@ def shared_datasets() -> Path:
     if not SHARED.is_dir():
         pytest.skip("../shared/datasets is not beside the project")
     return SHARED
+
+
+def _missing(reason: str) -> None:
+    """Skip a test whose server or tool is not installed, saying why; with MASKDETECTOR_REQUIRE_SERVERS=1 (CI) fail
+    it instead, so these tests cannot silently not run."""
+    if os.environ.get(servers.REQUIRE_ENV) == "1":
+        pytest.fail(f"{reason}; {servers.REQUIRE_ENV}=1 says these tests must run")
+    pytest.skip(reason)
+
+
+def _server(start):  # noqa: ANN001, ANN202
+    try:
+        return start()
+    except servers.ServerMissing as exc:
+        _missing(str(exc))
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One PostgreSQL server for the whole run (its own folder and port, stopped at the end)."""
+    server = _server(servers.Postgres)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def postgres_url(postgres) -> str:
+    """An empty database of the test's own on the run's PostgreSQL server."""
+    return postgres.new_database()
+

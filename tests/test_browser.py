@@ -9,7 +9,7 @@ import pytest
 from helpers import FakeCamera, serve
 
 from maskdetector.analytics.alerts import Alerts
-from maskdetector.analytics.history import History
+from maskdetector.analytics.history import History, database_url, default_instance
 from maskdetector.analytics.tracking import BoxTracker
 from maskdetector.types import Face
 from maskdetector.web.app import create_app
@@ -63,7 +63,7 @@ def test_page_shows_live_stream_and_updating_stats(untrained_model, chromium_pat
 def test_several_cameras_chart_and_alert_banner(untrained_model, chromium_path, data_dir):
     """Two cameras with a stream each, the compliance chart drawn from stored history, and the banner for an alert."""
     now = time.time()
-    history = History(data_dir)
+    history = History(database_url("", data_dir), default_instance())  # where the app looks by default
     for source, label in [("entrance", "with_mask")] * 3 + [("hall", "without_mask")]:
         history.record(source, label, now - 120)
     history.close()

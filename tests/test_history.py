@@ -1,12 +1,42 @@
-"""Per-minute counts in SQLite: report shape, the time window, compliance, and surviving a reopen."""
+"""Per-minute counts in the statistics database, SQLite (the default) and a real PostgreSQL alike: report shape, the
+time window, compliance, instances and the site scope, surviving a reopen, migration, an unreachable server."""
+
+import sqlite3
 
 import pytest
 
-from maskdetector.analytics.history import DB_FILENAME, History, summarize
+from maskdetector.analytics.history import (
+    DB_FILENAME,
+    DatabaseUnavailable,
+    History,
+    database_url,
+    summarize,
+)
 from maskdetector.errors import UserError
 
 NOW = 1_800_000_000.0  # a fixed "now" (on a minute boundary + 0 s) keeps the windows exact
 MINUTE = 60
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request, data_dir):
+    """The database URL, for every test here once with the default SQLite file and once with PostgreSQL."""
+    if request.param == "sqlite":
+        return database_url("", data_dir)
+    return database_url(request.getfixturevalue("postgres_url"), data_dir)
+
+
+@pytest.fixture
+def stores():
+    opened = []
+
+    def open_store(url, instance="north") -> History:
+        opened.append(History(url, instance))
+        return opened[-1]
+
+    yield open_store
+    for store in opened:
+        store.close()
 
 
 def test_summarize_counts_people_and_compliance():
@@ -21,8 +51,8 @@ def test_summarize_counts_people_and_compliance():
     assert summarize({"other": 2})["other"] == 2  # a model with other classes keeps them
 
 
-def test_report_per_source_and_total_within_the_window(data_dir):
-    history = History(data_dir)
+def test_report_per_source_and_total_within_the_window(url, stores):
+    history = stores(url)
     for source, label, at in [
         ("entrance", "with_mask", NOW),
         ("entrance", "with_mask", NOW - 1),  # same minute as the next one
@@ -34,7 +64,7 @@ def test_report_per_source_and_total_within_the_window(data_dir):
     assert history.flush()
 
     report = history.report(60, NOW)
-    assert report["minutes"] == 60
+    assert report["minutes"] == 60 and report["scope"] == "instance" and report["instance"] == "north"
     assert report["end"] - report["start"] == 60 * MINUTE and report["start"] <= NOW - 59 * MINUTE
     assert set(report["sources"]) == {"entrance", "hall"}
     entrance = report["sources"]["entrance"]
@@ -50,24 +80,96 @@ def test_report_per_source_and_total_within_the_window(data_dir):
     }
     assert history.report(120, NOW)["sources"]["hall"]["totals"]["people"] == 2
     assert history.report(1, NOW)["total"]["totals"]["people"] == 1  # the current minute only
+    assert history.stats() == {"written": 5, "pending": 0, "lost": 0, "errors": 0}
+
+
+def test_instances_share_a_database_and_the_site_scope_sums_them(url, stores):
+    north, south = stores(url, "north"), stores(url, "south")
+    for store, label, n in [(north, "with_mask", 3), (south, "without_mask", 2)]:
+        for _ in range(n):
+            store.record("entrance", label, NOW)  # the same camera name on both machines
+    assert north.flush() and south.flush()
+
+    assert north.report(60, NOW)["total"]["totals"]["people"] == 3  # each instance's own cameras by default
+    assert south.report(60, NOW)["sources"]["entrance"]["totals"]["without_mask"] == 2
+    site = north.report(60, NOW, scope="site")
+    assert site["scope"] == "site" and site["instances"] == ["north", "south"]
+    assert set(site["sources"]) == {"north/entrance", "south/entrance"}
+    assert site["total"]["totals"]["people"] == 5 and site["total"]["totals"]["compliance"] == 0.6
+    assert site == south.report(60, NOW, scope="site") | {"instance": "north"}
+
+
+def test_a_restarted_instance_adds_to_the_minute_it_left(url, stores):
+    first = stores(url)
+    first.record("entrance", "without_mask", NOW + 10)
+    first.close()  # writes what is counted
+    restarted = stores(url)
+    restarted.record("entrance", "without_mask", NOW + 40)  # the same minute
+    assert restarted.flush()
+    (point,) = restarted.report(60, NOW + 50)["sources"]["entrance"]["series"]
+    assert point["t"] == NOW and point["without_mask"] == 2
+
+
+def test_counts_wait_while_the_database_server_is_down_and_are_written_when_it_returns(postgres, caplog):
+    from servers import Postgres
+
+    server = Postgres()  # one of the test's own, to stop and start
+    history = History(database_url(server.url(), None), "north")
+    try:
+        history.record("entrance", "with_mask", NOW)
+        assert history.flush()
+        server.stop()
+        for _ in range(3):
+            history.record("entrance", "with_mask", NOW)
+        assert not history.flush(timeout=1)
+        assert history.stats()["pending"] == 3 and history.stats()["errors"] >= 1
+        assert "cannot write statistics to postgresql://" in caplog.text
+        with pytest.raises(DatabaseUnavailable):
+            history.report(60, NOW)
+        server.start()
+        assert history.flush(timeout=40)  # the writer retries with back-off
+        assert history.report(60, NOW)["total"]["totals"]["people"] == 4
+    finally:
+        history.close()
+        server.close()
+
+
+def test_beyond_the_bound_sightings_are_lost_counted_and_logged(tmp_path, caplog):
+    history = History(database_url("", tmp_path), "north", max_pending=2)
+    history._stop.set()  # the writer stops: everything stays pending
     history.close()
+    for minute in range(4):
+        history.record("entrance", "with_mask", NOW + minute * MINUTE)
+    history.record("entrance", "with_mask", NOW)  # a row already waiting still counts
+    assert history.stats()["pending"] == 3 and history.stats()["lost"] == 2
+    assert "1 sightings lost so far" in caplog.text
 
 
-def test_counts_survive_reopening_the_database(data_dir):
-    history = History(data_dir)
-    history.record("entrance", "without_mask", NOW)
-    history.close()  # finishes the queued write
-    assert (data_dir / DB_FILENAME).is_file()
+def test_a_file_from_before_instances_is_migrated(data_dir, stores):
+    data_dir.mkdir(parents=True)
+    with sqlite3.connect(data_dir / DB_FILENAME) as conn:
+        conn.execute(
+            "CREATE TABLE sightings (source TEXT NOT NULL, minute INTEGER NOT NULL, label TEXT NOT NULL,"
+            " count INTEGER NOT NULL, PRIMARY KEY (source, minute, label)) WITHOUT ROWID"
+        )
+        conn.execute("INSERT INTO sightings VALUES ('entrance', ?, 'with_mask', 7)", (int(NOW // 60),))
+    history = stores(database_url("", data_dir), "north")
+    history.record("entrance", "with_mask", NOW)
+    assert history.flush()
+    assert history.report(60, NOW)["sources"]["entrance"]["totals"]["with_mask"] == 8  # old rows are north's
 
-    reopened = History(data_dir)
-    reopened.record("entrance", "without_mask", NOW)
-    assert reopened.flush()
-    assert reopened.report(60, NOW)["sources"]["entrance"]["totals"]["without_mask"] == 2
-    reopened.close()
 
-
-def test_unusable_data_folder_is_a_one_line_error(tmp_path):
+def test_bad_database_urls_and_unreachable_servers_are_one_line_errors(tmp_path):
     not_a_folder = tmp_path / "file"
     not_a_folder.write_text("x")
     with pytest.raises(UserError, match="cannot open the statistics database"):
-        History(not_a_folder)
+        History(database_url("", not_a_folder), "north")
+    with pytest.raises(UserError, match="must start with sqlite:/// or postgresql://"):
+        database_url("mysql://db.lan/stats", tmp_path)
+    from servers import free_port
+
+    url = database_url(f"postgresql://maskdetector:secret@127.0.0.1:{free_port()}/stats", tmp_path)
+    shown = "cannot open the statistics database postgresql://maskdetector:\\*\\*\\*@127.0.0.1"
+    with pytest.raises(UserError, match=shown) as e:
+        History(url, "north")
+    assert "secret" not in str(e.value) and "\n" not in str(e.value)

@@ -180,6 +180,34 @@ def test_history_rejects_bad_minutes(make_app, minutes):
     assert response.get_json() == {"error": "minutes must be a whole number from 1 to 10080"}
 
 
+def test_two_instances_on_one_database_show_their_own_cameras_or_the_whole_site(make_app, postgres_url):
+    north = make_app(INSTANCE="north", DATABASE_URL=postgres_url, ALWAYS_ON=True)
+    south = make_app(INSTANCE="south", DATABASE_URL=postgres_url, ALWAYS_ON=True)
+    apps = (north, south)
+    wait_until(lambda: all(get_state(a).history.stats()["written"] >= 4 for a in apps), what="people in the database")
+    for app in apps:
+        for camera in get_state(app).cameras.values():
+            camera.hub.close()
+        assert get_state(app).history.flush()
+    counted = {
+        f"{get_state(app).instance}/{name}": camera.monitor.people()["without_mask"]
+        for app in apps
+        for name, camera in get_state(app).cameras.items()
+    }
+    own = north.test_client().get("/api/history").get_json()
+    assert own["scope"] == "instance" and set(own["sources"]) == {"entrance", "hall"}
+    assert own["total"]["totals"]["people"] == counted["north/entrance"] + counted["north/hall"]
+    site = south.test_client().get("/api/history?scope=site").get_json()
+    assert site["instances"] == ["north", "south"]
+    assert {name: part["totals"]["people"] for name, part in site["sources"].items()} == counted
+    assert site["total"]["totals"]["people"] == sum(counted.values())
+    assert north.test_client().get("/api/stats").get_json()["instance"] == "north"
+    assert 'id="history-scope"' in north.test_client().get("/").get_data(as_text=True)  # a shared database
+    assert 'id="history-scope"' not in make_app().test_client().get("/").get_data(as_text=True)  # a SQLite file
+    bad = north.test_client().get("/api/history?scope=everything")
+    assert bad.status_code == 400 and bad.get_json() == {"error": "scope must be one of instance, site"}
+
+
 def test_history_can_be_turned_off(make_app):
     client = make_app(HISTORY=False).test_client()
     response = client.get("/api/history")

@@ -4,7 +4,7 @@ import time
 
 from helpers import CountingAnalyzer, FakeCamera, wait_until
 
-from maskdetector.analytics.history import History
+from maskdetector.analytics.history import History, database_url
 from maskdetector.analytics.tracking import MAX_MISSED, BoxTracker
 from maskdetector.types import Face
 from maskdetector.web.monitor import SourceMonitor
@@ -57,8 +57,8 @@ def test_sighting_takes_the_majority_label_and_streak_counts_frames_in_a_row():
 
 def test_one_person_through_the_hub_is_counted_once(data_dir):
     """End to end: the hub's worker calls the monitor with every frame; 30+ frames of one face give one person."""
-    history = History(data_dir)
-    monitor = SourceMonitor("door", history)
+    history = History(database_url("", data_dir), "local")
+    monitor = SourceMonitor("door", [history])
     analyzer = CountingAnalyzer()  # the same masked face in every frame
     hub = StreamHub(FakeCamera(fps=100), analyzer, "door", idle_timeout=30, on_analysis=monitor)
     frames = hub.frames()

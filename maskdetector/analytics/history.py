@@ -1,40 +1,74 @@
-"""Per-minute counts of people seen, per source and label, in SQLite: the compliance chart survives a restart.
+"""Per-minute counts of people seen, per app instance, source and label, in a database named by URL: a SQLite
+file in the data folder by default, a shared PostgreSQL server when several machines watch one site.
 
-One file, `<data dir>/history.sqlite3`, table `sightings(source, minute, label, count)`, minute = Unix time // 60.
-The capture threads only queue a sighting; one writer thread upserts it. WAL mode lets request threads read on
-their own connections while the writer writes.
+Table `sightings(instance, source, minute, label, count)`, minute = Unix time // 60. The capture side only adds
+to an in-memory tally; one writer thread adds the tally to the table in a single transaction per batch
+(INSERT ... ON CONFLICT DO UPDATE SET count = count + excluded.count). So instances sharing a database never
+overwrite each other, a restarted instance carries on adding to the minute it left, and while the database is
+unreachable the tally grows by at most one row per source, minute and label and is written once it is back.
 """
 
 import logging
-import sqlite3
+import socket
+import threading
 from collections import Counter, defaultdict
 from collections.abc import Mapping
-from contextlib import closing
 from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from maskdetector.constants import CLASS_DISPLAY
 from maskdetector.errors import UserError
-from maskdetector.workers import BackgroundWorker
 
 log = logging.getLogger(__name__)
 
 DB_FILENAME = "history.sqlite3"
 MAX_MINUTES = 7 * 24 * 60
 COMPLIANT_LABEL = "with_mask"
+# Rows of tally kept while the database is unreachable: 10 cameras x 3 labels for more than two days.
+MAX_PENDING_ROWS = 100_000
+RETRY_INITIAL_S = 1.0
+RETRY_MAX_S = 30.0
+CONNECT_TIMEOUT_S = 5
+SCOPES = ("instance", "site")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS sightings (
-    source TEXT NOT NULL,
-    minute INTEGER NOT NULL,
-    label TEXT NOT NULL,
-    count INTEGER NOT NULL,
-    PRIMARY KEY (source, minute, label)
-) WITHOUT ROWID
-"""
-_UPSERT = """
-INSERT INTO sightings (source, minute, label, count) VALUES (?, ?, ?, 1)
-ON CONFLICT (source, minute, label) DO UPDATE SET count = count + 1
-"""
+Key = tuple[str, int, str]  # (source, minute, label)
+
+metadata = sa.MetaData()
+sightings = sa.Table(
+    "sightings",
+    metadata,
+    sa.Column("instance", sa.String(64), primary_key=True),
+    sa.Column("source", sa.String(200), primary_key=True),
+    sa.Column("minute", sa.BigInteger, primary_key=True),
+    sa.Column("label", sa.String(64), primary_key=True),
+    sa.Column("count", sa.BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+
+def default_instance() -> str:
+    """This machine's host name, the instance name when --instance is not given."""
+    return socket.gethostname().split(".")[0] or "local"
+
+
+def database_url(text: str, data_dir: Path) -> URL:
+    """The SQLAlchemy URL for --database-url (empty: the SQLite file in the data folder); postgresql:// is run by
+    psycopg 3, the driver installed with the app. UserError for anything else."""
+    if not text:
+        return URL.create("sqlite", database=str(Path(data_dir) / DB_FILENAME))
+    try:
+        url = make_url(text)
+    except ArgumentError:
+        raise UserError(f"database URL {text!r} is not a URL such as postgresql://user@host/db") from None
+    if url.drivername in ("postgresql", "postgres", "postgresql+psycopg"):
+        return url.set(drivername="postgresql+psycopg")
+    if url.drivername == "sqlite" and url.database:
+        return url
+    raise UserError(f"database URL must start with sqlite:/// or postgresql://, not {url.drivername}://")
 
 
 def summarize(counts: Mapping[str, int]) -> dict[str, object]:
@@ -56,57 +90,193 @@ def _series(per_minute: Mapping[int, Counter[str]]) -> dict[str, object]:
     }
 
 
-class History:
-    """The statistics database of one data folder; UserError if it cannot be opened."""
+def _engine(url: URL) -> Engine:
+    if url.get_backend_name() == "sqlite":
+        engine = sa.create_engine(url, connect_args={"timeout": 10})
 
-    def __init__(self, folder: Path, max_queue: int = 10_000) -> None:
-        self.path = Path(folder) / DB_FILENAME
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # Used only by the writer thread after this constructor; created here so open errors surface at start-up.
-            self._conn = sqlite3.connect(self.path, timeout=10, check_same_thread=False)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")  # safe with WAL; a power cut may lose the last seconds
-            self._conn.execute(_SCHEMA)
-            self._conn.commit()
-        except (OSError, sqlite3.Error) as exc:
-            raise UserError(f"cannot open the statistics database {self.path}: {exc}") from None
-        self._writer: BackgroundWorker[tuple[str, int, str]] = BackgroundWorker(
-            "history writer", self._write, max_queue
+        @sa.event.listens_for(engine, "connect")
+        def _wal(dbapi_connection: object, _record: object) -> None:
+            # WAL: request threads read while the writer writes. NORMAL is safe with WAL; a power cut may lose
+            # the last seconds.
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        return engine
+    return sa.create_engine(
+        url, pool_pre_ping=True, pool_size=2, max_overflow=4, connect_args={"connect_timeout": CONNECT_TIMEOUT_S}
+    )
+
+
+def _migrate(conn: sa.Connection, instance: str) -> None:
+    """Create the table, or bring a file from before instances existed up to date: its rows become this
+    instance's."""
+    columns = {column["name"] for column in sa.inspect(conn).get_columns("sightings")} if _has_table(conn) else set()
+    if columns and "instance" not in columns:
+        log.info("adding instance names to the statistics table (rows so far belong to %s)", instance)
+        conn.execute(sa.text("ALTER TABLE sightings RENAME TO sightings_before_instances"))
+        metadata.create_all(conn)
+        conn.execute(
+            sa.text(
+                "INSERT INTO sightings (instance, source, minute, label, count) "
+                "SELECT :instance, source, minute, label, count FROM sightings_before_instances"
+            ),
+            {"instance": instance},
         )
+        conn.execute(sa.text("DROP TABLE sightings_before_instances"))
+    else:
+        metadata.create_all(conn)
+
+
+def _has_table(conn: sa.Connection) -> bool:
+    return sa.inspect(conn).has_table("sightings")
+
+
+class DatabaseUnavailable(Exception):
+    """The database could not answer a report; the message is one line, without credentials."""
+
+
+class History:
+    """The statistics database of one app instance; UserError if it cannot be opened at start-up."""
+
+    def __init__(self, url: URL, instance: str, max_pending: int = MAX_PENDING_ROWS) -> None:
+        self.url = url
+        self.instance = instance
+        self.shared = url.get_backend_name() != "sqlite"  # other instances may write to it
+        self._shown = url.set(drivername=url.get_backend_name()).render_as_string(hide_password=True)
+        try:
+            if url.get_backend_name() == "sqlite":
+                Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            self._engine = _engine(url)
+            with self._engine.begin() as conn:
+                _migrate(conn, instance)
+        except (OSError, SQLAlchemyError) as exc:
+            raise UserError(f"cannot open the statistics database {self._shown}: {_reason(exc)}") from None
+        self._upsert = _upsert_statement(self._engine.dialect.name)
+        self._max_pending = max_pending
+        self._cond = threading.Condition()
+        self._pending: Counter[Key] = Counter()
+        self._writing = False
+        self._closed = False
+        self._stop = threading.Event()
+        self._written = self._lost = self._errors = 0  # sightings written and lost, failed writes
+        self._thread = threading.Thread(target=self._run, name="history writer", daemon=True)
+        self._thread.start()
 
     def record(self, source: str, label: str, at: float) -> None:
         """Count one person with `label` seen by `source` at Unix time `at`; returns at once."""
-        self._writer.submit((source, int(at // 60), label))
+        key = (source, int(at // 60), label)
+        with self._cond:
+            if key not in self._pending and len(self._pending) >= self._max_pending:
+                self._lost += 1
+                if self._lost == 1 or self._lost % 1000 == 0:
+                    log.error("statistics database away too long: %d sightings lost so far", self._lost)
+                return
+            self._pending[key] += 1
+            self._cond.notify_all()
 
-    def report(self, minutes: int, now: float) -> dict[str, object]:
-        """Counts of the last `minutes` minutes (the current one included): per source and in total, each as
-        totals plus a series of the minutes that saw anyone, oldest first."""
+    def report(self, minutes: int, now: float, scope: str = "instance") -> dict[str, object]:
+        """Counts of the last `minutes` minutes (the current one included) of this instance's sources, or of every
+        instance's (`scope="site"`, sources named `instance/source`): per source and in total, each as totals plus
+        a series of the minutes that saw anyone, oldest first. DatabaseUnavailable if the database is down."""
         start = int(now // 60) - minutes + 1
-        with closing(sqlite3.connect(self.path, timeout=10)) as conn:
-            rows = conn.execute(
-                "SELECT source, minute, label, count FROM sightings WHERE minute >= ? ORDER BY minute", (start,)
-            ).fetchall()
+        query = sa.select(sightings).where(sightings.c.minute >= start)
+        if scope != "site":
+            query = query.where(sightings.c.instance == self.instance)
+        try:
+            with self._engine.connect() as conn:
+                rows = conn.execute(query).all()
+        except SQLAlchemyError as exc:
+            raise DatabaseUnavailable(f"{self._shown}: {_reason(exc)}") from None
         per_source: defaultdict[str, defaultdict[int, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
         total: defaultdict[int, Counter[str]] = defaultdict(Counter)
-        for source, minute, label, count in rows:
-            per_source[source][minute][label] += count
+        for instance, source, minute, label, count in rows:
+            name = f"{instance}/{source}" if scope == "site" else source
+            per_source[name][minute][label] += count
             total[minute][label] += count
         return {
             "minutes": minutes,
             "start": start * 60,
             "end": (start + minutes) * 60,
+            "scope": scope,
+            "instance": self.instance,
+            "instances": sorted({row.instance for row in rows}),
             "sources": {source: _series(per_minute) for source, per_minute in sorted(per_source.items())},
             "total": _series(total),
         }
 
+    def stats(self) -> dict[str, int]:
+        """Sightings written, waiting (counted but not yet in the database) and lost; failed writes."""
+        with self._cond:
+            pending = sum(self._pending.values())
+            return {"written": self._written, "pending": pending, "lost": self._lost, "errors": self._errors}
+
     def flush(self, timeout: float = 10.0) -> bool:
-        return self._writer.flush(timeout)
+        """Wait until every sighting so far is in the database; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._pending and not self._writing, timeout)
 
-    def close(self) -> None:
-        self._writer.close()
-        self._conn.close()
+    def close(self, timeout: float = 5.0) -> None:
+        """Write what is counted (trying for up to `timeout` if the database is down), then stop."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join(timeout)
+        self._stop.set()  # cut a retry wait short
+        self._thread.join(1.0)
+        left = self.stats()["pending"]
+        if left:
+            log.error("%d sightings could not be written to %s before shutdown", left, self._shown)
+        self._engine.dispose()
 
-    def _write(self, item: tuple[str, int, str]) -> None:
-        with self._conn:
-            self._conn.execute(_UPSERT, item)
+    def _run(self) -> None:
+        delay = RETRY_INITIAL_S
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._pending or self._closed)
+                if not self._pending or self._stop.is_set():
+                    return
+                batch, self._pending = self._pending, Counter()
+                self._writing = True
+            try:
+                self._write(batch)
+            except SQLAlchemyError as exc:
+                with self._cond:
+                    self._pending.update(batch)  # kept for the next attempt, merged with what came since
+                    self._writing = False
+                    self._errors += 1
+                    self._cond.notify_all()
+                log.warning("cannot write statistics to %s (%s); retrying in %.0fs", self._shown, _reason(exc), delay)
+                if self._stop.wait(delay):
+                    return
+                delay = min(delay * 2, RETRY_MAX_S)
+                continue
+            delay = RETRY_INITIAL_S
+            with self._cond:
+                self._written += sum(batch.values())
+                self._writing = False
+                self._cond.notify_all()
+
+    def _write(self, batch: Counter[Key]) -> None:
+        # Sorted keys: two writers touching the same rows lock them in the same order and cannot deadlock.
+        rows = [
+            {"instance": self.instance, "source": source, "minute": minute, "label": label, "count": count}
+            for (source, minute, label), count in sorted(batch.items())
+        ]
+        with self._engine.begin() as conn:
+            conn.execute(self._upsert, rows)
+
+
+def _upsert_statement(dialect: str) -> sa.Insert:
+    insert = postgresql.insert(sightings) if dialect == "postgresql" else sqlite.insert(sightings)
+    return insert.on_conflict_do_update(
+        index_elements=[column.name for column in sightings.primary_key],
+        set_={"count": sightings.c["count"] + insert.excluded["count"]},
+    )
+
+
+def _reason(exc: BaseException) -> str:
+    """The driver's own first line, without SQLAlchemy's wrapping and background-link footer."""
+    original = getattr(exc, "orig", None) or exc
+    return (str(original).strip().splitlines() or [type(original).__name__])[0]

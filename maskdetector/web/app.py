@@ -3,10 +3,12 @@
 `create_app` loads the model at start-up (fail fast) and wires each source -> detector -> classifier into its
 own StreamHub, whose on_analysis hook (monitor.py) feeds the statistics and alerts; POST /api/detect (bodies
 parsed in uploads.py) shares the analyzer without touching the streams. Tests pass SOURCE_FACTORY (a callable
-returning a FrameSource, or {name: callable} for several sources) and a small model in `config`.
+returning a FrameSource, or {name: callable} for several sources), CLOCK (Unix time for the statistics, to run
+minutes quickly) and a small model in `config`.
 """
 
 import os
+import time
 from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
@@ -14,7 +16,7 @@ from pathlib import Path
 from flask import Flask
 
 from maskdetector.analytics.alerts import Alerts, Webhook
-from maskdetector.analytics.history import History
+from maskdetector.analytics.history import History, database_url, default_instance
 from maskdetector.constants import PROJECT_ROOT
 from maskdetector.settings import resolve
 from maskdetector.sources.capture import FrameSource, VideoSource
@@ -47,14 +49,18 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     sources = _source_factories(settings)
     analyzer = build_analyzer(settings)
     data_dir = Path(str(settings["DATA_DIR"]))
-    history = History(data_dir) if settings["HISTORY"] else None
+    instance = str(settings["INSTANCE"]) or default_instance()
+    clock = settings.get("CLOCK", time.time)
+    history = None
+    if settings["HISTORY"]:
+        history = History(database_url(str(settings["DATABASE_URL"]), data_dir), instance)
     alerts = None
     if settings["ALERTS"] or settings["ALERT_WEBHOOK"]:
         webhook = Webhook(str(settings["ALERT_WEBHOOK"])) if settings["ALERT_WEBHOOK"] else None
         alerts = Alerts(data_dir, int(settings["ALERT_FRAMES"]), float(settings["ALERT_COOLDOWN"]), webhook)
     cameras = {}
     for name, label, factory in sources:
-        monitor = SourceMonitor(name, history, alerts)
+        monitor = SourceMonitor(name, [history] if history else [], alerts, clock)
         hub = StreamHub(
             factory,
             analyzer.for_video(),
@@ -71,6 +77,8 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     app = Flask(__name__, template_folder=str(PROJECT_ROOT / "templates"), static_folder=str(PROJECT_ROOT / "static"))
     app.config.update(settings)
     app.config["MAX_CONTENT_LENGTH"] = int(float(settings["MAX_UPLOAD_MB"]) * 1024 * 1024)
-    app.extensions[EXTENSION_KEY] = WebState(cameras, analyzer.classifier.class_names, analyzer, history, alerts)
+    app.extensions[EXTENSION_KEY] = WebState(
+        cameras, analyzer.classifier.class_names, analyzer, history, alerts, instance
+    )
     app.register_blueprint(bp)
     return app

@@ -8,12 +8,12 @@ their own writer threads): the stream's frame rate does not depend on the disk o
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import numpy as np
 
 from maskdetector.analytics.alerts import Alerts
-from maskdetector.analytics.history import History
 from maskdetector.analytics.tracking import BoxTracker
 from maskdetector.types import Face
 from maskdetector.web.streaming import StreamHub
@@ -22,18 +22,24 @@ from maskdetector.web.streaming import StreamHub
 GAP_RESET_S = 2.0
 
 
+class SightingSink(Protocol):
+    """Where each person counted goes: the history database, the MQTT per-minute counts."""
+
+    def record(self, source: str, label: str, at: float) -> None: ...
+
+
 class SourceMonitor:
     """The on_analysis callback of one source's StreamHub."""
 
     def __init__(
         self,
         name: str,
-        history: History | None = None,
+        sightings: Sequence[SightingSink] = (),
         alerts: Alerts | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.name = name
-        self._history = history
+        self._sightings = tuple(sightings)
         self._alerts = alerts
         self._clock = clock
         self._tracker = BoxTracker()
@@ -50,8 +56,8 @@ class SourceMonitor:
             update = self._tracker.update(faces)
             for track in update.new_sightings:
                 self._people[track.label] += 1
-                if self._history is not None:
-                    self._history.record(self.name, track.label, now)
+                for sink in self._sightings:
+                    sink.record(self.name, track.label, now)
             if self._alerts is not None and update.seen:
                 self._alerts.observe(self.name, frame_bgr, update.seen, now)
 

@@ -9,7 +9,7 @@ from flask import Blueprint, Response, abort, current_app, jsonify, render_templ
 from werkzeug.exceptions import HTTPException
 
 from maskdetector.analytics.alerts import RECENT
-from maskdetector.analytics.history import MAX_MINUTES, summarize
+from maskdetector.analytics.history import MAX_MINUTES, SCOPES, DatabaseUnavailable, summarize
 from maskdetector.constants import CLASS_DISPLAY
 from maskdetector.vision.analyzers import frame_record
 from maskdetector.web.state import Camera, WebState, get_state
@@ -72,6 +72,8 @@ def _all_stats(state: WebState) -> dict[str, object]:
             "people": summarize(people),
         },
         "alerts": {"enabled": state.alerts is not None, "latest": latest[0] if latest else None},
+        "instance": state.instance,
+        "history": state.history.stats() if state.history else None,
     }
 
 
@@ -91,6 +93,8 @@ def index() -> str:
         classes=classes,
         model_classes=state.class_names,
         history=state.history is not None,
+        history_shared=state.history is not None and state.history.shared,
+        instance=state.instance,
         alerts=state.alerts is not None,
         history_minutes=DEFAULT_HISTORY_MINUTES,
     )
@@ -132,12 +136,19 @@ def api_stats() -> Response:
 
 @bp.get("/api/history")
 def api_history() -> Response:
-    """People seen per minute over the last `minutes` (default 60), per source and in total."""
+    """People seen per minute over the last `minutes` (default 60), per source and in total, of this instance's
+    cameras or, with `scope=site`, of every instance writing to the same database."""
     minutes = _int_arg("minutes", DEFAULT_HISTORY_MINUTES, MAX_MINUTES)
+    scope = request.args.get("scope", SCOPES[0])
+    if scope not in SCOPES:
+        abort(400, description=f"scope must be one of {', '.join(SCOPES)}")
     history = get_state(current_app).history
     if history is None:
         abort(404, description="statistics history is off (--no-history)")
-    return jsonify(history.report(minutes, time.time()))
+    try:
+        return jsonify(history.report(minutes, time.time(), scope))
+    except DatabaseUnavailable as exc:
+        abort(503, description=f"the statistics database is unavailable: {exc}")
 
 
 @bp.get("/api/alerts")

@@ -34,6 +34,7 @@ class WebState:
     analyzer: FrameAnalyzer
     history: History | None
     alerts: Alerts | None
+    instance: str  # this app's name in a shared database
 
     @property
     def hub(self) -> StreamHub:
