@@ -149,10 +149,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         # imports TensorFlow: after argument checks, so --help is instant
-        from maskdetector.training import trainer as training
+        from maskdetector.training import scoring, trainer
         from maskdetector.training.metrics import format_scores
 
-        config = training.TrainingConfig(
+        config = trainer.TrainingConfig(
             data_dirs=args.data or ([] if args.scenes else [DEFAULT_DATA_DIR]),
             out_dir=args.out,
             scenes_dirs=args.scenes,
@@ -173,10 +173,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         if args.evaluate_only:
             if args.test_split:
-                results = training.evaluate_test_split(args.model, config)
+                results = trainer.evaluate_test_split(args.model, config)
             else:
                 data = args.data or ([] if args.scenes else [DEFAULT_DATA_DIR])
-                results = training.evaluate(
+                results = scoring.evaluate(
                     args.model,
                     data,
                     args.scenes,
@@ -186,8 +186,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
             print("\n".join(format_scores(title, s) for title, s in results.items()))
             return 0
-        metrics = training.train(config)
-        print(training.summary(metrics))
+        metrics = trainer.train(config)
+        print(scoring.summary(metrics))
         print(f"saved model, labels, metrics and plots to {args.out}/")
         return 0
     except UserError as exc:

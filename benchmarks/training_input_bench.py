@@ -22,7 +22,8 @@ import numpy as np  # noqa: E402
 
 from maskdetector.constants import IMAGE_EXTENSIONS  # noqa: E402
 from maskdetector.training.datasets import class_folders, load_image_folder  # noqa: E402
-from maskdetector.training.trainer import TrainingConfig, build_augmentation, make_dataset  # noqa: E402
+from maskdetector.training.inputs import build_augmentation, make_dataset  # noqa: E402
+from maskdetector.training.trainer import TrainingConfig  # noqa: E402
 from maskdetector.vision.model import build_model  # noqa: E402
 from maskdetector.vision.preprocessing import face_to_input, read_image  # noqa: E402
 

@@ -237,7 +237,7 @@ def test_training_and_inference_see_the_same_rgb_pixels(tmp_path: Path):
 
 @pytest.mark.parametrize("power", [1.0, 0.5, 0.0])
 def test_balancing_weights_within_each_source(power):
-    from maskdetector.training.trainer import balancing_weights
+    from maskdetector.training.inputs import balancing_weights
 
     labels = np.array([0] * 8 + [1] * 2 + [0] * 3 + [1] * 3)
     sources = np.array(["scenes"] * 10 + ["observations"] * 6)
@@ -330,7 +330,8 @@ def test_copy_groups_join_drawn_on_masks_mirror_images_and_crops_of_one_photo():
 def test_split_never_puts_copies_of_one_photo_on_both_sides():
     """The test split scores photos the model has not seen in any form, in every class and source."""
     from maskdetector.training.datasets import LabelledFaces, copy_groups
-    from maskdetector.training.trainer import TrainingConfig, split
+    from maskdetector.training.splits import split
+    from maskdetector.training.trainer import TrainingConfig
 
     rng = np.random.default_rng(2)
     photos = [_photo(rng) for _ in range(40)]
@@ -352,7 +353,8 @@ def test_split_never_puts_copies_of_one_photo_on_both_sides():
 def test_split_of_images_that_all_look_alike_falls_back_to_a_plain_split(caplog):
     """Plain backgrounds can make a whole folder one group of 'copies': the split still serves every class."""
     from maskdetector.training.datasets import LabelledFaces
-    from maskdetector.training.trainer import TrainingConfig, split
+    from maskdetector.training.splits import split
+    from maskdetector.training.trainer import TrainingConfig
 
     images = np.full((30, 100, 100, 3), 128, np.uint8)
     labels = np.tile([0, 1], 15)
@@ -439,7 +441,8 @@ def test_test_split_without_evaluate_only_is_a_usage_error(face_folder, capsys):
 
 def test_scene_crops_weigh_scene_weight_times_a_balanced_folder_image():
     from maskdetector.training.datasets import LabelledFaces
-    from maskdetector.training.trainer import TrainingConfig, training_weights
+    from maskdetector.training.inputs import training_weights
+    from maskdetector.training.trainer import TrainingConfig
 
     labels = np.array([0, 0, 1, 1, 0, 0, 0, 1])
     sources = ["observations"] * 4 + ["scenes-dev"] * 4
@@ -471,7 +474,8 @@ def test_a_two_class_model_fine_tunes_into_three_classes(tmp_path, untrained_mod
 def test_adding_a_source_never_moves_another_sources_images_between_splits():
     """Each source is split on its own: a leave-one-source-out run tests the other sources on the same images."""
     from maskdetector.training.datasets import LabelledFaces, concatenate
-    from maskdetector.training.trainer import TrainingConfig, split
+    from maskdetector.training.splits import split
+    from maskdetector.training.trainer import TrainingConfig
 
     rng = np.random.default_rng(3)
 
@@ -506,7 +510,7 @@ def _scene_folder(root: Path) -> Path:
 def test_a_two_class_model_scored_on_three_class_scenes_counts_worn_incorrectly_as_not_compliant(
     tmp_path, untrained_model
 ):
-    from maskdetector.training.trainer import score_scenes
+    from maskdetector.training.scoring import score_scenes
     from maskdetector.vision.classifier import MaskClassifier
 
     scenes = _scene_folder(tmp_path / "scenes")
