@@ -70,7 +70,13 @@ def parse_args(argv: list[str] | None, environ: dict[str, str]) -> dict[str, obj
         help="where the per-minute counts go: sqlite:///FILE, or postgresql://user[:password]@host[:port]/db shared "
         "by the instances of a site (default: history.sqlite3 in --data-dir)",
     )
-    add("--instance", help="this app's name in a shared database (default: the host name)")
+    add("--instance", help="this app's name in a shared database and on MQTT (default: the host name)")
+    add(
+        "--mqtt-url",
+        help="publish alerts, per-minute counts and online state to this MQTT broker: "
+        "mqtt[s]://[user:password@]host[:port][/topic-prefix]",
+    )
+    add("--mqtt-queue", type=int, help="messages kept while the MQTT broker is away (default %(default)s)")
     set_settings_defaults(parser, environ)
     return settings_from_args(parser.parse_args(argv))
 

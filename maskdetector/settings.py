@@ -38,7 +38,9 @@ DEFAULTS: dict[str, object] = {
     "DATA_DIR": str(APP_DATA_DIR),
     "HISTORY": True,  # counts only (no images), in the git-ignored data folder: the chart works out of the box
     "DATABASE_URL": "",  # "": sqlite:///<DATA_DIR>/history.sqlite3; postgresql://user@host/db for a whole site
-    "INSTANCE": "",  # "": this machine's host name; names this app's cameras in a shared database
+    "INSTANCE": "",  # "": this machine's host name; names this app's cameras in a shared database and on MQTT
+    "MQTT_URL": "",  # mqtt://user:password@host:1883/prefix: alerts, counts and online state to a broker
+    "MQTT_QUEUE": 1000,  # messages kept while the broker is away; more are dropped, counted and logged
     "ALWAYS_ON": False,  # keeping cameras open with nobody watching would surprise a webcam user
     "ALERTS": False,
     "ALERT_FRAMES": 10,
@@ -70,9 +72,9 @@ def from_env(environ: Mapping[str, str]) -> dict[str, object]:
     return {key: _convert(key, environ[ENV_PREFIX + key]) for key in DEFAULTS if ENV_PREFIX + key in environ}
 
 
-def _is_http_url(text: str) -> bool:
+def _is_url(text: str, schemes: tuple[str, ...]) -> bool:
     parts = urlsplit(text)
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
+    return parts.scheme in schemes and bool(parts.hostname)
 
 
 DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres")
@@ -101,7 +103,7 @@ def validate(settings: Mapping[str, object]) -> None:
         (settings["ALERT_FRAMES"] >= 1, "alert frames must be at least 1"),
         (settings["ALERT_COOLDOWN"] >= 0, "alert cool-down must be 0 or more seconds"),
         (
-            not settings["ALERT_WEBHOOK"] or _is_http_url(str(settings["ALERT_WEBHOOK"])),
+            not settings["ALERT_WEBHOOK"] or _is_url(str(settings["ALERT_WEBHOOK"]), ("http", "https")),
             "alert webhook must be an http:// or https:// URL",
         ),
         (
@@ -112,6 +114,11 @@ def validate(settings: Mapping[str, object]) -> None:
             not settings["DATABASE_URL"] or _url_scheme(str(settings["DATABASE_URL"])) in DATABASE_SCHEMES,
             "database URL must start with sqlite:/// or postgresql://",
         ),
+        (
+            not settings["MQTT_URL"] or _is_url(str(settings["MQTT_URL"]), ("mqtt", "mqtts")),
+            "MQTT URL must look like mqtt://[user:password@]host[:port][/prefix] (mqtts:// for TLS)",
+        ),
+        (settings["MQTT_QUEUE"] >= 1, "MQTT queue must hold at least 1 message"),
     ]
     for ok, message in checks:
         if not ok:

@@ -89,3 +89,12 @@ def postgres_url(postgres) -> str:
     """An empty database of the test's own on the run's PostgreSQL server."""
     return postgres.new_database()
 
+
+@pytest.fixture
+def broker():
+    """A Mosquitto broker of the test's own: tests stop and restart it."""
+    server = _server(servers.Mosquitto)
+    yield server
+    server.close()
+
+

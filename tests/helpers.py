@@ -1,10 +1,13 @@
-"""Test doubles for the streaming stack: a counting fake camera, a counting analyzer, a served app, MJPEG parsing."""
+"""Test doubles: a counting fake camera and analyzer, a served app, MJPEG parsing, a webhook receiver, an MQTT
+subscriber."""
 
 import http.client
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 from werkzeug.serving import make_server
@@ -105,3 +108,76 @@ def read_part(response: http.client.HTTPResponse, boundary: bytes = b"frame") ->
         headers[key.strip().lower()] = value.strip()
     assert headers["content-type"] == "image/jpeg"
     return response.read(int(headers["content-length"]))
+
+
+class Receiver:
+    """A local webhook receiver: records each POSTed JSON body and answers with the scripted statuses, then 200."""
+
+    def __init__(self, statuses: tuple[int, ...] = (), delay_s: float = 0.0) -> None:
+        self.bodies: list[dict] = []
+        self.requests = 0
+        statuses_left = list(statuses)
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                receiver.requests += 1
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                time.sleep(delay_s)
+                status = statuses_left.pop(0) if statuses_left else 200
+                if status == 200:
+                    receiver.bodies.append(json.loads(body))
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook?token=secret"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Subscriber:
+    """A real MQTT client on the test broker, subscribed to `topic` at QoS 1 with a persistent session, so the
+    broker keeps its messages while either side is away; records payloads per topic."""
+
+    def __init__(self, port: int, topic: str, client_id: str = "test-subscriber") -> None:
+        import paho.mqtt.client as mqtt
+
+        self._messages: dict[str, list[str]] = {}
+        self._cond = threading.Condition()
+        self._subscribed = threading.Event()
+        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False)
+        self._client.reconnect_delay_set(1, 1)
+        self._client.on_connect = lambda client, *_: client.subscribe(topic, qos=1)
+        self._client.on_subscribe = lambda *_: self._subscribed.set()
+        self._client.on_message = self._on_message
+        self._client.connect("127.0.0.1", port)
+        self._client.loop_start()
+        if not self._subscribed.wait(10):
+            raise AssertionError("the test subscriber could not subscribe")
+
+    def _on_message(self, client: object, userdata: object, message: object) -> None:
+        with self._cond:
+            self._messages.setdefault(message.topic, []).append(message.payload.decode())
+            self._cond.notify_all()
+
+    def wait_for(
+        self, condition: Callable[[dict[str, list[str]]], bool], timeout: float = 15.0, what: str = "messages"
+    ) -> dict[str, list[str]]:
+        """The payloads per topic once `condition` holds for them; AssertionError (with what came) if it never does."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: condition(self._messages), timeout):
+                raise AssertionError(f"timed out waiting for {what}; received {self._messages}")
+            return {topic: list(payloads) for topic, payloads in self._messages.items()}
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()

@@ -6,11 +6,11 @@ import logging
 import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import cv2
 import numpy as np
 import pytest
+from helpers import Receiver
 
 from maskdetector.analytics.alerts import LOG_FILENAME, AlertGate, Alerts, Webhook
 from maskdetector.analytics.tracking import BoxTracker
@@ -27,40 +27,6 @@ def bare(x: int = 100) -> Face:
 
 def masked(x: int = 100) -> Face:
     return Face((x, 60, 60, 60), "with_mask", 0.95)
-
-
-class Receiver:
-    """A local webhook receiver: records each POSTed JSON body and answers with the scripted statuses, then 200."""
-
-    def __init__(self, statuses: tuple[int, ...] = (), delay_s: float = 0.0) -> None:
-        self.bodies: list[dict] = []
-        self.requests = 0
-        statuses_left = list(statuses)
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                receiver.requests += 1
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                time.sleep(delay_s)
-                status = statuses_left.pop(0) if statuses_left else 200
-                if status == 200:
-                    receiver.bodies.append(json.loads(body))
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook?token=secret"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture

@@ -102,3 +102,11 @@ def test_bad_camera_and_alert_settings_are_one_line_errors(tmp_path):
     assert_one_line_error(run_app("--alert-webhook", "ftp://hooks.example/x"), "http:// or https://")
     assert_one_line_error(run_app("--source", "door=0", "--source", "door=1"), "'door' is used twice")
     assert_one_line_error(run_app("--sources-file", str(tmp_path / "none.txt")), "cannot read sources file")
+
+
+def test_bad_site_settings_are_one_line_errors():
+    assert_one_line_error(run_app("--database-url", "mysql://db.lan/stats"), "sqlite:/// or postgresql://")
+    assert_one_line_error(run_app("--instance", "north/door"), "instance name")
+    assert_one_line_error(run_app("--mqtt-url", "http://broker.lan"), "mqtt://[user:password@]host")
+    assert_one_line_error(run_app("--mqtt-url", "mqtt://"), "mqtt://[user:password@]host")
+    assert_one_line_error(run_app("--mqtt-queue", "0"), "MQTT queue")

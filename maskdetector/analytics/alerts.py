@@ -18,7 +18,7 @@ import threading
 import urllib.error
 import urllib.request
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -125,7 +125,16 @@ class Webhook:
 class Alerts:
     """The alert rule, the alerts log with snapshots and the optional webhook, for every source of one app."""
 
-    def __init__(self, data_dir: Path, frames: int, cooldown_s: float, webhook: Webhook | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        frames: int,
+        cooldown_s: float,
+        webhook: Webhook | None = None,
+        listeners: Sequence[Callable[[Alert], None]] = (),
+    ) -> None:
+        """`listeners` are called with each alert once it is logged, on the writer thread: they must not block
+        (the MQTT publisher only queues)."""
         self.folder = Path(data_dir) / ALERTS_DIRNAME
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -133,6 +142,7 @@ class Alerts:
             raise UserError(f"cannot create the alerts folder {self.folder}: {exc.strerror or exc}") from None
         self._gate = AlertGate(frames, cooldown_s)
         self._webhook = webhook
+        self._listeners = tuple(listeners)
         self._lock = threading.Lock()
         self._recent: deque[Alert] = deque(self._read_recent(), maxlen=RECENT)
         self._last_id = max((int(alert.get("id", 0)) for alert in self._recent), default=0)
@@ -199,6 +209,8 @@ class Alerts:
             log_file.write(json.dumps(alert) + "\n")
         if self._sender is not None:  # after the snapshot is on disk, so the receiver can fetch it at once
             self._sender.submit(alert)
+        for listener in self._listeners:
+            listener(alert)
 
     def _read_recent(self) -> list[Alert]:
         """The last RECENT alerts of the log, from its tail; a damaged line is skipped with a warning."""

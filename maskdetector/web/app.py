@@ -17,6 +17,7 @@ from flask import Flask
 
 from maskdetector.analytics.alerts import Alerts, Webhook
 from maskdetector.analytics.history import History, database_url, default_instance
+from maskdetector.analytics.mqtt import Broker, MqttEvents
 from maskdetector.constants import PROJECT_ROOT
 from maskdetector.settings import resolve
 from maskdetector.sources.capture import FrameSource, VideoSource
@@ -51,17 +52,34 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     data_dir = Path(str(settings["DATA_DIR"]))
     instance = str(settings["INSTANCE"]) or default_instance()
     clock = settings.get("CLOCK", time.time)
+    broker = Broker.from_url(str(settings["MQTT_URL"])) if settings["MQTT_URL"] else None  # before opening anything
     history = None
     if settings["HISTORY"]:
         history = History(database_url(str(settings["DATABASE_URL"]), data_dir), instance)
+    hubs: dict[str, StreamHub] = {}
+    events = None
+    if broker is not None:
+        events = MqttEvents(
+            broker,
+            instance,
+            {name: partial(_source_up, hubs, name) for name, _, _ in sources},
+            queue_limit=int(settings["MQTT_QUEUE"]),
+            clock=clock,
+        )
     alerts = None
     if settings["ALERTS"] or settings["ALERT_WEBHOOK"]:
         webhook = Webhook(str(settings["ALERT_WEBHOOK"])) if settings["ALERT_WEBHOOK"] else None
-        alerts = Alerts(data_dir, int(settings["ALERT_FRAMES"]), float(settings["ALERT_COOLDOWN"]), webhook)
+        alerts = Alerts(
+            data_dir,
+            int(settings["ALERT_FRAMES"]),
+            float(settings["ALERT_COOLDOWN"]),
+            webhook,
+            listeners=[events.alert] if events else [],
+        )
     cameras = {}
     for name, label, factory in sources:
-        monitor = SourceMonitor(name, [history] if history else [], alerts, clock)
-        hub = StreamHub(
+        monitor = SourceMonitor(name, [sink for sink in (history, events) if sink], alerts, clock)
+        hubs[name] = hub = StreamHub(
             factory,
             analyzer.for_video(),
             label,
@@ -77,8 +95,13 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     app = Flask(__name__, template_folder=str(PROJECT_ROOT / "templates"), static_folder=str(PROJECT_ROOT / "static"))
     app.config.update(settings)
     app.config["MAX_CONTENT_LENGTH"] = int(float(settings["MAX_UPLOAD_MB"]) * 1024 * 1024)
-    app.extensions[EXTENSION_KEY] = WebState(
-        cameras, analyzer.classifier.class_names, analyzer, history, alerts, instance
-    )
+    state = WebState(cameras, analyzer.classifier.class_names, analyzer, history, alerts, events, instance)
+    app.extensions[EXTENSION_KEY] = state
     app.register_blueprint(bp)
+    if events is not None:
+        events.start()
     return app
+
+
+def _source_up(hubs: Mapping[str, StreamHub], name: str) -> bool:
+    return hubs[name].stats()["camera"] == "ok"

@@ -74,6 +74,7 @@ def _all_stats(state: WebState) -> dict[str, object]:
         "alerts": {"enabled": state.alerts is not None, "latest": latest[0] if latest else None},
         "instance": state.instance,
         "history": state.history.stats() if state.history else None,
+        "mqtt": state.events.stats() if state.events else None,
     }
 
 

@@ -6,6 +6,7 @@ from flask import Flask
 
 from maskdetector.analytics.alerts import Alerts
 from maskdetector.analytics.history import History, summarize
+from maskdetector.analytics.mqtt import MqttEvents
 from maskdetector.vision.pipeline import FrameAnalyzer
 from maskdetector.web.monitor import SourceMonitor
 from maskdetector.web.streaming import StreamHub
@@ -34,7 +35,8 @@ class WebState:
     analyzer: FrameAnalyzer
     history: History | None
     alerts: Alerts | None
-    instance: str  # this app's name in a shared database
+    events: MqttEvents | None
+    instance: str  # this app's name in a shared database and on MQTT
 
     @property
     def hub(self) -> StreamHub:
@@ -42,10 +44,11 @@ class WebState:
         return next(iter(self.cameras.values())).hub
 
     def close(self) -> None:
-        """Stop the capture threads, then let the history and alert workers finish what is queued."""
+        """Stop the capture threads, let the history and alert workers finish what is queued, then say goodbye to
+        the MQTT broker (after the alerts, which publish to it)."""
         for camera in self.cameras.values():
             camera.hub.close()
-        for store in (self.history, self.alerts):
+        for store in (self.history, self.alerts, self.events):
             if store is not None:
                 store.close()
 
