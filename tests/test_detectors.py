@@ -166,7 +166,7 @@ def test_app_config_chooses_the_detector(untrained_model, name, kind):
         {"MODEL": str(untrained_model), "SOURCE": "fake camera", "SOURCE_FACTORY": FakeCamera(), "DETECTOR": name}
     )
     try:
-        assert isinstance(get_state(app).analyzer.detector._detector, kind)
+        assert isinstance(get_state(app).analyzer.detector.detector, kind)
         assert app.test_client().get("/healthz").get_json()["model_ready"] is True
     finally:
         get_state(app).hub.close()

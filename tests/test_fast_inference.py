@@ -109,7 +109,7 @@ def test_unknown_backend_is_refused(untrained_model):
 def test_backend_setting_reaches_the_classifier(untrained_model):
     settings = resolve({"MODEL": str(untrained_model), "DETECTOR": "haar"}, {"MASKDETECTOR_BACKEND": "keras"})
     analyzer = build_analyzer(settings)
-    assert analyzer.classifier._classifier.backend == "keras"
+    assert analyzer.classifier.classifier.backend == "keras"
     assert resolve({}, {})["BACKEND"] == "tflite"
 
 

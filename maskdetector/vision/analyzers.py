@@ -4,8 +4,8 @@ One builder means app.py, the API and detect.py cannot configure the detector or
 JSON shape for results means `detect.py --json` and `POST /api/detect` describe faces the same way.
 """
 
-import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -13,34 +13,31 @@ import numpy as np
 from maskdetector.types import Box, Classifier, Face, FaceDetector, Prediction
 from maskdetector.vision.classifier import MaskClassifier
 from maskdetector.vision.detectors import create_detector
+from maskdetector.vision.per_thread import PerThread
 from maskdetector.vision.pipeline import FrameAnalyzer
 
 
-class LockedDetector:
-    """One detector for several threads: OpenCV does not promise that detectMultiScale on one cascade is
-    thread-safe, and a lock is cheaper than loading a cascade per request thread."""
+class SharedDetector:
+    """A detector safe to call from any thread (PerThread), built by `build` (once, and again per worker)."""
 
-    def __init__(self, detector: FaceDetector) -> None:
-        self._detector = detector
-        self._lock = threading.Lock()
+    def __init__(self, build: Callable[[], FaceDetector]) -> None:
+        self.detector = build()  # the shared copy
+        self._models = PerThread(self.detector, build)
 
     def detect(self, frame_bgr: np.ndarray) -> list[Box]:
-        with self._lock:
-            return self._detector.detect(frame_bgr)
+        return self._models.run(lambda detector: detector.detect(frame_bgr))
 
 
-class LockedClassifier:
-    """One model for several threads (a TFLite interpreter must not be invoked from two at once); a separate
-    lock from the detector's, so the stream can classify while a request detects."""
+class SharedClassifier:
+    """The classifier safe to call from any thread (PerThread); a worker's copy shares the converted model."""
 
     def __init__(self, classifier: MaskClassifier) -> None:
-        self._classifier = classifier
-        self._lock = threading.Lock()
+        self.classifier = classifier  # the shared copy
+        self._models = PerThread(classifier, classifier.replica)
         self.class_names = classifier.class_names
 
     def classify(self, faces_bgr: Sequence[np.ndarray]) -> list[Prediction]:
-        with self._lock:
-            return self._classifier.classify(faces_bgr)
+        return self._models.run(lambda classifier: classifier.classify(faces_bgr))
 
 
 def detector_from_settings(settings: Mapping[str, object], name: str | None = None) -> FaceDetector:
@@ -58,15 +55,14 @@ def detector_from_settings(settings: Mapping[str, object], name: str | None = No
 def build_analyzer(settings: Mapping[str, object]) -> FrameAnalyzer:
     """Detector and classifier from DETECTOR, its settings (CASCADE, SCALE_FACTOR, MIN_NEIGHBORS, MIN_FACE_SIZE,
     MIN_CONFIDENCE; each detector takes the ones that apply to it) and MODEL run by BACKEND, safe to share
-    between threads; its for_video() follows faces between detections every REDETECT_EVERY frames.
+    between threads (a private copy in each thread inside models_per_thread); its for_video() follows faces
+    between detections every REDETECT_EVERY frames.
     The detector is built first: it fails fast on bad settings, the model load takes seconds.
     Raises UserError/ModelError.
     """
-    detector = detector_from_settings(settings)
+    detector = SharedDetector(partial(detector_from_settings, settings))
     classifier = MaskClassifier.load(str(settings["MODEL"]), str(settings["BACKEND"]))
-    return FrameAnalyzer(
-        LockedDetector(detector), LockedClassifier(classifier), redetect_every=int(settings["REDETECT_EVERY"])
-    )
+    return FrameAnalyzer(detector, SharedClassifier(classifier), redetect_every=int(settings["REDETECT_EVERY"]))
 
 
 class WholeImageAnalyzer:

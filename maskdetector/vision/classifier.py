@@ -1,5 +1,6 @@
 """Loading the trained classifier and labelling face crops with it, through TFLite (fast) or Keras (reference)."""
 
+import copy
 import json
 import logging
 import tempfile
@@ -7,6 +8,7 @@ import time
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -16,11 +18,12 @@ from maskdetector.errors import ModelError
 from maskdetector.types import Prediction
 from maskdetector.vision.model import used_input_size, with_input_size, without_channels
 from maskdetector.vision.preprocessing import faces_to_batch
-from maskdetector.vision.tflite import make_interpreter
+from maskdetector.vision.tflite import make_interpreter, threads_here
 
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 64
+MAX_BATCH_INTERPRETERS = 8
 
 
 def read_labels(model_path: Path) -> tuple[list[str], dict[str, list[int]]]:
@@ -50,7 +53,7 @@ class TFLiteRunner:
     input that reaches it (model.used_input_size: 98x98 of the design's 100x100; exact), and none of the
     `silent` convolution channels (model.without_channels; the same output wherever they stay silent, as on
     every image they were found silent on). `trim=False` converts the whole graph, for comparison.
-    Not thread-safe (one interpreter): callers share it behind a lock.
+    Not thread-safe (its interpreters): callers share it behind a lock, or give each thread a `replica`.
     """
 
     def __init__(
@@ -71,21 +74,42 @@ class TFLiteRunner:
             raise ModelError(
                 f"cannot convert the model to TensorFlow Lite ({type(exc).__name__}): --backend keras runs it as is"
             ) from None
-        self._interpreter = make_interpreter(model_content=content)
-        self._input = self._interpreter.get_input_details()[0]["index"]
-        self._output = self._interpreter.get_output_details()[0]["index"]
-        self._batch = int(self._interpreter.get_input_details()[0]["shape"][0])
+        self._content = content
+        self._start()
         log.info("converted the model to TensorFlow Lite in %.1f s", time.perf_counter() - started)
+
+    def _start(self) -> None:
+        """Interpreters of their own, with this thread's interpreter thread count (tflite.threads_here)."""
+        self._threads = threads_here()
+        self._by_batch: dict[int, Any] = {}
+
+    def replica(self) -> "TFLiteRunner":
+        """The same converted model with interpreters of its own, for another thread (no second conversion)."""
+        other = copy.copy(self)
+        other._start()
+        return other
+
+    def _interpreter(self, batch_size: int) -> Any:
+        """One interpreter per batch size seen, up to MAX_BATCH_INTERPRETERS of them: resizing one costs a few
+        ms, more than classifying a face, and the face count changes whenever someone comes or goes."""
+        interpreter = self._by_batch.get(batch_size)
+        if interpreter is None:
+            if len(self._by_batch) >= MAX_BATCH_INTERPRETERS:
+                self._by_batch.pop(next(iter(self._by_batch)))
+            interpreter = make_interpreter(model_content=self._content, num_threads=self._threads)
+            details = interpreter.get_input_details()[0]
+            if details["shape"][0] != batch_size:
+                interpreter.resize_tensor_input(details["index"], (batch_size, self._height, self._width, 3))
+                interpreter.allocate_tensors()
+            self._by_batch[batch_size] = interpreter
+        return interpreter
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         batch = batch[:, : self._height, : self._width]
-        if len(batch) != self._batch:  # resizing costs a few ms, so it happens only when the face count changes
-            self._interpreter.resize_tensor_input(self._input, batch.shape)
-            self._interpreter.allocate_tensors()
-            self._batch = len(batch)
-        self._interpreter.set_tensor(self._input, np.ascontiguousarray(batch, np.float32))
-        self._interpreter.invoke()
-        return self._interpreter.get_tensor(self._output).copy()
+        interpreter = self._interpreter(len(batch))
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], np.ascontiguousarray(batch, np.float32))
+        interpreter.invoke()
+        return interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).copy()
 
 
 def to_tflite(model: keras.Model) -> bytes:
@@ -139,6 +163,14 @@ class MaskClassifier:
             raise ModelError(f"{path} has {n_out} outputs but labels.json lists {len(class_names)} classes")
         log.info("loaded %s with classes %s", path, class_names)
         return cls(model, class_names, backend, silent)
+
+    def replica(self) -> "MaskClassifier":
+        """The same model for another thread: TFLite interpreters of its own (made with this thread's thread count,
+        tflite.threads_here), without converting the model again."""
+        other = copy.copy(self)
+        if isinstance(self._run, TFLiteRunner):
+            other._run = self._run.replica()
+        return other
 
     def predict_batch(self, batch: np.ndarray) -> np.ndarray:
         """Class probabilities for a float32 batch from preprocessing; (N, n_classes)."""

@@ -25,6 +25,7 @@ from maskdetector.sources.parsing import slug, sources_from_settings
 from maskdetector.vision.analyzers import build_analyzer
 from maskdetector.web.monitor import SourceMonitor, keep_capturing
 from maskdetector.web.routes import bp
+from maskdetector.web.scheduler import AnalysisScheduler
 from maskdetector.web.state import EXTENSION_KEY, Camera, WebState
 from maskdetector.web.streaming import StreamHub
 
@@ -76,6 +77,7 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
             webhook,
             listeners=[events.alert] if events else [],
         )
+    scheduler = AnalysisScheduler()  # one analysis pool for all sources, a thread per core
     cameras = {}
     for name, label, factory in sources:
         monitor = SourceMonitor(name, [sink for sink in (history, events) if sink], alerts, clock)
@@ -88,6 +90,7 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
             retry_initial=float(settings["RETRY_INITIAL"]),
             retry_max=float(settings["RETRY_MAX"]),
             on_analysis=monitor,
+            scheduler=scheduler,
         )
         cameras[name] = Camera(name, hub, monitor)
         if settings["ALWAYS_ON"]:
@@ -95,7 +98,7 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     app = Flask(__name__, template_folder=str(PROJECT_ROOT / "templates"), static_folder=str(PROJECT_ROOT / "static"))
     app.config.update(settings)
     app.config["MAX_CONTENT_LENGTH"] = int(float(settings["MAX_UPLOAD_MB"]) * 1024 * 1024)
-    state = WebState(cameras, analyzer.classifier.class_names, analyzer, history, alerts, events, instance)
+    state = WebState(cameras, analyzer.classifier.class_names, analyzer, history, alerts, events, instance, scheduler)
     app.extensions[EXTENSION_KEY] = state
     app.register_blueprint(bp)
     if events is not None:

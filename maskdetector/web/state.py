@@ -9,6 +9,7 @@ from maskdetector.analytics.history import History, summarize
 from maskdetector.analytics.mqtt import MqttEvents
 from maskdetector.vision.pipeline import FrameAnalyzer
 from maskdetector.web.monitor import SourceMonitor
+from maskdetector.web.scheduler import AnalysisScheduler
 from maskdetector.web.streaming import StreamHub
 
 EXTENSION_KEY = "maskdetector"
@@ -37,6 +38,7 @@ class WebState:
     alerts: Alerts | None
     events: MqttEvents | None
     instance: str  # this app's name in a shared database and on MQTT
+    scheduler: AnalysisScheduler  # the analysis pool every camera's frames go to
 
     @property
     def hub(self) -> StreamHub:
@@ -44,10 +46,11 @@ class WebState:
         return next(iter(self.cameras.values())).hub
 
     def close(self) -> None:
-        """Stop the capture threads, let the history and alert workers finish what is queued, then say goodbye to
-        the MQTT broker (after the alerts, which publish to it)."""
+        """Stop the capture threads and the analysis pool, let the history and alert workers finish what is queued,
+        then say goodbye to the MQTT broker (after the alerts, which publish to it)."""
         for camera in self.cameras.values():
             camera.hub.close()
+        self.scheduler.close()
         for store in (self.history, self.alerts, self.events):
             if store is not None:
                 store.close()

@@ -1,10 +1,10 @@
-"""One capture thread and one analysis thread per source, shared by every viewer.
+"""One capture thread per source, shared by every viewer; its analysis goes to the scheduler's pool.
 
 Ten open browser tabs must not open the camera ten times nor run the model ten times per frame, so a
 single worker thread reads, annotates and JPEG-encodes each frame once and every viewer waits on a shared
-condition for the next frame number. Analysis runs beside it on a thread of its own, always on the newest
-frame (`LatestFrameAnalysis`): the stream keeps the camera's rate whatever the model's speed, each frame
-carries the latest boxes, and a slow model skips frames instead of queueing them, so lag cannot grow.
+condition for the next frame number. Analysis runs beside it, on the pool shared by every source
+(scheduler.py), always on the newest frame: the stream keeps the camera's rate whatever the model's speed,
+each frame carries the latest boxes, and a slow model skips frames instead of queueing them, so lag cannot grow.
 The worker starts with the first viewer, releases the camera once nobody has watched for `idle_timeout`
 seconds, and is started again by the next viewer.
 When the source fails, viewers get a "No camera: <reason>" placeholder while the worker retries with
@@ -27,7 +27,7 @@ from maskdetector.sources.capture import FrameSource, SourceEnded, SourceError
 from maskdetector.types import Analyzer, Face
 from maskdetector.vision.annotation import PLACEHOLDER_SIZE, annotate, encode_jpeg, placeholder_frame
 from maskdetector.vision.pipeline import count_labels
-from maskdetector.web.latest_frame import JOIN_TIMEOUT_S, LatestFrameAnalysis
+from maskdetector.web.scheduler import JOIN_TIMEOUT_S, AnalysisScheduler
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +72,12 @@ class StreamHub:
         retry_initial: float = 0.5,
         retry_max: float = 8.0,
         on_analysis: Callable[[np.ndarray, list[Face]], None] | None = None,
+        scheduler: AnalysisScheduler | None = None,
     ) -> None:
         self.source_name = source_name
+        # The app shares one scheduler between all its sources; a hub on its own gets a one-thread pool of its own.
+        self._own_scheduler = scheduler is None
+        self._scheduler = scheduler or AnalysisScheduler(workers=1, name=f"analysis {source_name}")
         # Called on the analysis thread with each analysed frame and its faces (statistics, alerts), once per
         # analysed frame (a frame that arrives while the model is busy is streamed but not analysed).
         self._on_analysis = on_analysis
@@ -161,6 +165,8 @@ class StreamHub:
             stopped = stopped and not thread.is_alive()
         if not stopped:
             log.warning("capture thread for %s did not stop within %.0fs", self.source_name, JOIN_TIMEOUT_S)
+        if self._own_scheduler:
+            self._scheduler.close()
 
     def _add_viewer(self) -> bool:
         with self._cond:
@@ -200,7 +206,7 @@ class StreamHub:
 
     def _run(self) -> None:
         with self._capture_lock:
-            analysis = LatestFrameAnalysis(self._analyzer, self._analysed_frame, f"analysis {self.source_name}")
+            analysis = self._scheduler.lane(self._analyzer, self._analysed_frame, self.source_name)
             source: FrameSource | None = None
             delay = self._retry_initial
             last_frame_at: float | None = None
@@ -245,7 +251,8 @@ class StreamHub:
             self._cond.notify_all()
 
     def _analysed_frame(self, frame: np.ndarray, faces: list[Face]) -> None:
-        """LatestFrameAnalysis's result: the boxes for the frames streamed from now on, statistics, the hook."""
+        """The scheduler's result, on one of its threads: the boxes for the frames streamed from now on, statistics,
+        the hook."""
         now = time.monotonic()
         with self._cond:
             self._analysed += 1
