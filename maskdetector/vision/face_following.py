@@ -4,7 +4,8 @@ A FaceFollower wraps one video stream's detector. The detector runs on every `re
 frames between, each face is found again near its last place by template matching against its look when it
 was detected (a few hundred microseconds per face instead of tens of milliseconds for a detector pass). When a
 face no longer matches well (it turned, was covered, left), the detector runs at once; new faces are found at
-the next detection, at most `redetect_every - 1` frames later. Classification still runs on every frame.
+the next detection, at most `redetect_every - 1` frames later (at once while no face is being followed).
+Classification still runs on every frame.
 """
 
 from __future__ import annotations
@@ -44,7 +45,9 @@ class FaceFollower:
 
     def detect(self, frame_bgr: np.ndarray) -> list[Box]:
         self._since_detection += 1
-        if self._since_detection < self.redetect_every and frame_bgr.shape == self._shape:
+        # With no face to follow there is nothing to save: the detector looks for new ones on every frame (a frame
+        # where nothing moved is not analysed at all on a live stream: motion_gate.py).
+        if self._since_detection < self.redetect_every and frame_bgr.shape == self._shape and self._faces:
             boxes = self._follow(frame_bgr)
             if boxes is not None:
                 self.followed += 1

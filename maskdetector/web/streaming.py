@@ -26,6 +26,7 @@ from maskdetector.constants import CLASS_DISPLAY
 from maskdetector.sources.capture import FrameSource, SourceEnded, SourceError
 from maskdetector.types import Analyzer, Face
 from maskdetector.vision.annotation import PLACEHOLDER_SIZE, annotate, encode_jpeg, placeholder_frame
+from maskdetector.vision.motion_gate import MotionGate
 from maskdetector.vision.pipeline import count_labels
 from maskdetector.web.scheduler import JOIN_TIMEOUT_S, AnalysisScheduler
 
@@ -73,8 +74,11 @@ class StreamHub:
         retry_max: float = 8.0,
         on_analysis: Callable[[np.ndarray, list[Face]], None] | None = None,
         scheduler: AnalysisScheduler | None = None,
+        motion_gating: bool = False,
     ) -> None:
         self.source_name = source_name
+        # Frames in which nothing moved since the last analysed one keep its boxes instead (motion_gate.py).
+        self._motion_gating = motion_gating
         # The app shares one scheduler between all its sources; a hub on its own gets a one-thread pool of its own.
         self._own_scheduler = scheduler is None
         self._scheduler = scheduler or AnalysisScheduler(workers=1, name=f"analysis {source_name}")
@@ -103,6 +107,8 @@ class StreamHub:
         self._fps = 0.0
         self._faces: list[Face] = []  # the latest analysis, drawn on every frame streamed until the next one
         self._analysed = 0
+        self._still = 0  # frames not analysed because nothing moved
+        self._jpeg_faces: list[Face] | None = None  # the boxes drawn on self._jpeg
         self._analysed_at: float | None = None
         self._analysis_fps = 0.0
         self._counts: Counter[str] = Counter()
@@ -146,6 +152,7 @@ class StreamHub:
                 "viewers": self._viewers,
                 "frames": self._frames,
                 "analysed": self._analysed,
+                "skipped_still": self._still,
                 "uptime_s": round(time.monotonic() - self._started_at, 1),
             }
 
@@ -207,6 +214,7 @@ class StreamHub:
     def _run(self) -> None:
         with self._capture_lock:
             analysis = self._scheduler.lane(self._analyzer, self._analysed_frame, self.source_name)
+            gate = MotionGate() if self._motion_gating else None
             source: FrameSource | None = None
             delay = self._retry_initial
             last_frame_at: float | None = None
@@ -216,11 +224,14 @@ class StreamHub:
                         if source is None:
                             source = self._source_factory()
                         frame = source.read()
-                        analysis.submit(frame)
+                        moved = gate is None or gate.moved(frame)
+                        if moved:
+                            analysis.submit(frame)
                     except Exception as exc:  # whatever breaks, viewers get a placeholder rather than a hang
                         if source is not None:
                             source.release()
                             source = None
+                        gate = MotionGate() if self._motion_gating else None
                         last_frame_at = None
                         self._publish_unavailable(exc, delay)
                         # A finished file stays finished until the worker is restarted by a new viewer.
@@ -232,17 +243,24 @@ class StreamHub:
                     if last_frame_at is not None and now > last_frame_at:
                         self._fps = smoothed_rate(self._fps, now - last_frame_at)
                     last_frame_at = now
-                    self._publish(frame)
+                    self._publish(frame, moved)
+                    if not moved:
+                        self._still_frame(frame)
             finally:
                 if source is not None:
                     source.release()
                 analysis.stop()
 
-    def _publish(self, frame: np.ndarray) -> None:
+    def _publish(self, frame: np.ndarray, moved: bool) -> None:
+        """The frame, annotated and encoded, to every viewer; a still frame with the same boxes as the last one
+        encoded is that one again (the picture has not changed, and encoding is most of an idle camera's cost)."""
         with self._cond:
             faces = self._faces
-        jpeg = encode_jpeg(annotate(frame, faces, self._fps), self._jpeg_quality)
+            jpeg = self._jpeg if not moved and faces is self._jpeg_faces and self._camera_reason is None else None
+        if jpeg is None:
+            jpeg = encode_jpeg(annotate(frame, faces, self._fps), self._jpeg_quality)
         with self._cond:
+            self._jpeg_faces = faces
             self._jpeg = jpeg
             self._seq += 1
             self._frames += 1
@@ -264,11 +282,20 @@ class StreamHub:
                 self._counts = count_labels(faces)
         self._notify_analysis(frame, faces)
 
+    def _still_frame(self, frame: np.ndarray) -> None:
+        """A frame in which nothing moved: the last analysis holds for it too, so the hook sees the same faces again
+        (tracks go on, a face without a mask stays one)."""
+        with self._cond:
+            self._still += 1
+            faces = self._faces
+        self._notify_analysis(frame, faces)
+
     def _reset_results(self) -> None:
         """Forget rates and boxes (caller holds self._cond): the source failed or was released."""
         self._fps = self._analysis_fps = 0.0
         self._analysed_at = None
         self._faces = []
+        self._jpeg_faces = None
         self._counts = Counter()
 
     def _notify_analysis(self, frame: np.ndarray, faces: list[Face]) -> None:
