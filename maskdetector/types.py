@@ -1,7 +1,7 @@
 """The types every layer shares: boxes, labelled faces, predictions, and the detector/classifier/analyzer protocols."""
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -13,6 +13,8 @@ Box = tuple[int, int, int, int]  # x, y, w, h in pixels
 class Prediction:
     label: str
     confidence: float
+    # Every class's probability, in the classifier's class_names order (empty when the classifier gives none).
+    probabilities: tuple[float, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,7 @@ class Face:
     box: Box
     label: str
     confidence: float
+    probabilities: tuple[float, ...] = field(default=(), compare=False)  # as Prediction's
 
 
 class FaceDetector(Protocol):
@@ -27,6 +30,8 @@ class FaceDetector(Protocol):
 
 
 class Classifier(Protocol):
+    class_names: list[str]
+
     def classify(self, faces_bgr: Sequence[np.ndarray]) -> list[Prediction]: ...
 
 

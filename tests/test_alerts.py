@@ -13,8 +13,8 @@ import pytest
 from helpers import Receiver
 
 from maskdetector.analytics.alerts import LOG_FILENAME, AlertGate, Alerts, Webhook
-from maskdetector.analytics.tracking import BoxTracker
 from maskdetector.types import Face
+from maskdetector.vision.tracking import BoxTracker
 from maskdetector.web.monitor import SourceMonitor
 from maskdetector.workers import BackgroundWorker
 

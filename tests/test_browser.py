@@ -10,8 +10,8 @@ from helpers import FakeCamera, serve
 
 from maskdetector.analytics.alerts import Alerts
 from maskdetector.analytics.history import History, database_url, default_instance
-from maskdetector.analytics.tracking import BoxTracker
 from maskdetector.types import Face
+from maskdetector.vision.tracking import BoxTracker
 from maskdetector.web.app import create_app
 
 CHROMIUM = Path("/usr/bin/chromium")

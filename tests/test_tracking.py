@@ -1,12 +1,15 @@
 """Box tracking: people are counted once however many frames they stay in view, and through the stream hub."""
 
 import time
+from itertools import pairwise
 
+import numpy as np
 from helpers import CountingAnalyzer, FakeCamera, wait_until
 
 from maskdetector.analytics.history import History, database_url
-from maskdetector.analytics.tracking import MAX_MISSED, BoxTracker
-from maskdetector.types import Face
+from maskdetector.types import Face, Prediction
+from maskdetector.vision.pipeline import FrameAnalyzer
+from maskdetector.vision.tracking import LABEL_WINDOW, MAX_MISSED, BoxTracker, LabelSmoother
 from maskdetector.web.monitor import SourceMonitor
 from maskdetector.web.streaming import StreamHub
 
@@ -74,3 +77,53 @@ def test_one_person_through_the_hub_is_counted_once(data_dir):
     assert report["total"]["totals"]["people"] == 1
     assert report["sources"]["door"]["totals"]["with_mask"] == 1
     history.close()
+
+
+def scored(x: int, p_mask: float, y: int = 50) -> Face:
+    label = "with_mask" if p_mask >= 0.5 else "without_mask"
+    return Face((x, y, 60, 60), label, max(p_mask, 1 - p_mask), (p_mask, 1 - p_mask))
+
+
+def test_steady_labels_ride_out_a_one_frame_flip_but_follow_a_real_change():
+    smoother = LabelSmoother(["with_mask", "without_mask"], window=LABEL_WINDOW)
+    p_mask = [0.9] * 5 + [0.05] + [0.9] * 4 + [0.1] * 6  # one bad frame, then the mask really comes off
+    labels = [smoother.smooth([scored(100 + i, p)])[0].label for i, p in enumerate(p_mask)]
+    assert labels[:10] == ["with_mask"] * 10  # the single wrong frame flips nothing
+    assert labels[10:13] == ["with_mask"] * 2 + ["without_mask"]  # the third frame without a mask tips it
+    assert labels[13:] == ["without_mask"] * 3
+
+
+def test_each_face_keeps_its_own_steady_label_and_new_faces_start_fresh():
+    smoother = LabelSmoother(["with_mask", "without_mask"], window=LABEL_WINDOW)
+    for i in range(5):
+        left, right = smoother.smooth([scored(20 + i, 0.95), scored(300 - i, 0.1)])
+    assert (left.label, right.label) == ("with_mask", "without_mask")
+    left, right = smoother.smooth([scored(25, 0.2), scored(295, 0.9)])  # both flip for one frame
+    assert (left.label, right.label) == ("with_mask", "without_mask")
+    (newcomer,) = smoother.smooth([scored(500, 0.2, y=300)])  # far from both: its own first frame decides
+    assert newcomer.label == "without_mask" and newcomer.confidence == 0.8
+
+
+def test_a_video_analyzer_steadies_labels_and_one_frame_at_a_time_does_not():
+    class FlickeringClassifier:
+        """A masked face the model gets wrong on its 6th frame."""
+
+        class_names = ["with_mask", "without_mask"]
+
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def classify(self, faces_bgr):
+            self.calls += 1
+            p = 0.1 if self.calls == 6 else 0.9
+            return [Prediction("with_mask" if p > 0.5 else "without_mask", max(p, 1 - p), (p, 1 - p))]
+
+    class OneFace:
+        def detect(self, frame_bgr):
+            return [(40, 40, 60, 60)]
+
+    frame = np.zeros((200, 200, 3), np.uint8)
+    for window, flips in ((1, 2), (LABEL_WINDOW, 0)):
+        video = FrameAnalyzer(OneFace(), FlickeringClassifier(), label_window=window).for_video()
+        labels = [video.analyze(frame)[0].label for _ in range(10)]
+        assert sum(a != b for a, b in pairwise(labels)) == flips

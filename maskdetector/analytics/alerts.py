@@ -26,10 +26,10 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from maskdetector.analytics.tracking import Track
 from maskdetector.errors import UserError
 from maskdetector.types import Face
 from maskdetector.vision.annotation import draw_faces, encode_jpeg
+from maskdetector.vision.tracking import Track
 from maskdetector.workers import BackgroundWorker
 
 log = logging.getLogger(__name__)

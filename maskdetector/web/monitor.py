@@ -14,8 +14,8 @@ from typing import Protocol
 import numpy as np
 
 from maskdetector.analytics.alerts import Alerts
-from maskdetector.analytics.tracking import BoxTracker
 from maskdetector.types import Face
+from maskdetector.vision.tracking import BoxTracker
 from maskdetector.web.streaming import StreamHub
 
 # Frames further apart than this (the camera was released or failed) start fresh tracks.

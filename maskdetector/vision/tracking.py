@@ -1,13 +1,19 @@
-"""Box tracking across frames, so statistics count people rather than frames and alerts can wait N frames.
+"""Box tracking across frames, so statistics count people rather than frames, alerts can wait N frames and
+labels hold steady.
 
 Faces of consecutive frames are matched greedily by box overlap (IoU, best pairs first). A track that finds
 no face for `max_missed` frames ends. A track becomes one sighting once it has been seen in `min_hits` frames,
 so a one-frame false detection never counts, labelled with its most frequent label up to then.
+`LabelSmoother` labels each face of a video by its track's class probabilities averaged over its last
+`window` analysed frames (LABEL_WINDOW: one wrong frame, or two, among five cannot flip a box or start an alert;
+a real change shows after three frames, a tenth of a second at 30 fps).
 """
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from maskdetector.types import Face
 from maskdetector.vision.boxes import greedy_match
@@ -15,6 +21,7 @@ from maskdetector.vision.boxes import greedy_match
 IOU_THRESHOLD = 0.3  # loose: faces move between frames, and different people rarely overlap this much
 MIN_HITS = 3
 MAX_MISSED = 10  # frames: bridges a face the detector misses now and then
+LABEL_WINDOW = 5  # analysed frames whose class probabilities make a tracked face's label (1: each frame alone)
 
 
 @dataclass(eq=False)
@@ -27,6 +34,7 @@ class Track:
     # Frames seen in a row with face.label; a frame with another label starts again at 1, a missed frame does not.
     streak: int = 0
     counted: bool = False
+    recent: deque[tuple[float, ...]] = field(default_factory=lambda: deque(maxlen=LABEL_WINDOW))  # probabilities
 
     @property
     def label(self) -> str:
@@ -39,21 +47,31 @@ class Track:
         self.labels[face.label] += 1
         self.hits += 1
         self.missed = 0
+        if face.probabilities:
+            self.recent.append(face.probabilities)
 
 
 @dataclass(frozen=True)
 class TrackUpdate:
     seen: list[Track]  # tracks matched or started in this frame
+    tracks: list[Track]  # the track of each face, in the order of the faces
     new_sightings: list[Track]  # tracks that have just reached min_hits: count each of them once
 
 
 class BoxTracker:
     """Tracks of one source; feed it every analysed frame's faces in order. Not thread-safe."""
 
-    def __init__(self, iou_threshold: float = IOU_THRESHOLD, min_hits: int = MIN_HITS, max_missed: int = MAX_MISSED):
+    def __init__(
+        self,
+        iou_threshold: float = IOU_THRESHOLD,
+        min_hits: int = MIN_HITS,
+        max_missed: int = MAX_MISSED,
+        window: int = LABEL_WINDOW,
+    ) -> None:
         self._iou_threshold = iou_threshold
         self._min_hits = min_hits
         self._max_missed = max_missed
+        self._window = window
         self._tracks: list[Track] = []
         self._next_id = 1
 
@@ -64,25 +82,50 @@ class BoxTracker:
         matched_tracks = {t for t, _ in matches}
         matched_faces = {f for _, f in matches}
         seen: list[Track] = []
+        of_face: dict[int, Track] = {}
         for t, f in matches:
             self._tracks[t].see(faces[f])
             seen.append(self._tracks[t])
+            of_face[f] = self._tracks[t]
         for t, track in enumerate(self._tracks):
             if t not in matched_tracks:
                 track.missed += 1
         self._tracks = [track for track in self._tracks if track.missed <= self._max_missed]
         for f, face in enumerate(faces):
             if f not in matched_faces:
-                track = Track(self._next_id, face)
+                track = Track(self._next_id, face, recent=deque(maxlen=self._window))
                 track.see(face)
+                of_face[f] = track
                 self._next_id += 1
                 self._tracks.append(track)
                 seen.append(track)
         new_sightings = [track for track in seen if not track.counted and track.hits >= self._min_hits]
         for track in new_sightings:
             track.counted = True
-        return TrackUpdate(seen, new_sightings)
+        return TrackUpdate(seen, [of_face[f] for f in range(len(faces))], new_sightings)
 
     def reset(self) -> None:
         """Forget every track (after a gap in the frames, old boxes say nothing about new faces)."""
         self._tracks = []
+
+
+class LabelSmoother:
+    """Steady labels for one video's faces (see the module notes); keeps tracks: one per stream, not thread-safe."""
+
+    def __init__(self, class_names: Sequence[str], window: int = LABEL_WINDOW) -> None:
+        self.class_names = list(class_names)
+        self._tracker = BoxTracker(min_hits=1, window=window)
+
+    def smooth(self, faces: Sequence[Face]) -> list[Face]:
+        """The faces of the next analysed frame, each labelled by its track's recent mean probabilities (a face
+        without probabilities keeps its own label)."""
+        update = self._tracker.update(faces)
+        return [_steady(face, track, self.class_names) for face, track in zip(faces, update.tracks, strict=True)]
+
+
+def _steady(face: Face, track: Track, class_names: list[str]) -> Face:
+    if not face.probabilities or len(face.probabilities) != len(class_names):
+        return face
+    mean = np.mean(track.recent, axis=0)
+    best = int(mean.argmax())
+    return Face(face.box, class_names[best], float(mean[best]), tuple(mean.tolist()))
