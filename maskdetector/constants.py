@@ -30,9 +30,10 @@ FACE_MARGIN = 0.1
 # train.py trains on the others, and its report and evaluate.py score real photos on these.
 HOLDOUT_PERCENT = 30
 
-# How the classifier runs: "tflite" (the .keras model converted in memory at load time, run by TFLite's XNNPACK:
-# same labels, about 2-4x faster per face) or "keras" (the model called directly). The first is the default.
-CLASSIFIER_BACKENDS = ("tflite", "keras")
+# How the classifier runs: "tflite" (the .keras model converted in memory at load time to int8, run by TFLite's
+# XNNPACK, faces it is unsure of checked by the float32 conversion: the same labels, several times faster),
+# "tflite-float" (the float32 conversion alone) or "keras" (the model called directly). The first is the default.
+CLASSIFIER_BACKENDS = ("tflite", "tflite-float", "keras")
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 

@@ -1,8 +1,11 @@
 """The fast paths give the same answers as the slow ones: the TFLite classifier vs the Keras model, Haar on a
 shrunk frame vs the full frame, and the settings that choose the classifier backend."""
 
+import json
+
 import numpy as np
 import pytest
+from conftest import SHARED
 
 from maskdetector.constants import DEFAULT_MODEL_PATH, HOLDOUT_PERCENT
 from maskdetector.errors import ModelError, UserError
@@ -10,7 +13,7 @@ from maskdetector.settings import resolve
 from maskdetector.training.datasets import load_scene_crops
 from maskdetector.vision.analyzers import build_analyzer
 from maskdetector.vision.boxes import box_iou, resized
-from maskdetector.vision.classifier import MaskClassifier
+from maskdetector.vision.classifier import MaskClassifier, read_labels
 from maskdetector.vision.detectors import create_detector
 from maskdetector.vision.preprocessing import read_image
 
@@ -24,9 +27,12 @@ def committed_model() -> tuple[MaskClassifier, MaskClassifier]:
     return MaskClassifier.load(DEFAULT_MODEL_PATH, "tflite"), MaskClassifier.load(DEFAULT_MODEL_PATH, "keras")
 
 
-def test_tflite_gives_the_keras_probabilities_for_any_batch_size(untrained_model):
-    fast, reference = MaskClassifier.load(untrained_model), MaskClassifier.load(untrained_model, "keras")
-    assert fast.backend == "tflite" and reference.backend == "keras"
+def test_tflite_float_gives_the_keras_probabilities_for_any_batch_size(untrained_model):
+    fast, reference = (
+        MaskClassifier.load(untrained_model, "tflite-float"),
+        MaskClassifier.load(untrained_model, "keras"),
+    )
+    assert fast.backend == "tflite-float" and reference.backend == "keras"
     images = np.random.default_rng(0).integers(0, 256, (7, 100, 100, 3)).astype(np.float32)
     for n in (1, 3, 1, 7, 0):  # the interpreter is resized whenever the face count changes
         np.testing.assert_allclose(fast.predict_batch(images[:n]), reference.predict_batch(images[:n]), atol=1e-5)
@@ -55,8 +61,6 @@ def test_only_the_input_pixels_that_reach_the_output_are_fed_to_tflite():
 
 
 def test_silent_channels_are_left_out_of_the_tflite_graph_without_changing_its_output(tmp_path):
-    import json
-
     from maskdetector.vision.model import build_model, silent_channels, without_channels
 
     model = build_model(2)
@@ -79,30 +83,68 @@ def test_silent_channels_are_left_out_of_the_tflite_graph_without_changing_its_o
     model.save(tmp_path / "mask_detector.keras")
     labels = {"classes": ["with_mask", "without_mask"], "silent_channels": silent}
     (tmp_path / "labels.json").write_text(json.dumps(labels))
-    fast = MaskClassifier.load(tmp_path / "mask_detector.keras")
+    fast = MaskClassifier.load(tmp_path / "mask_detector.keras", "tflite-float")
     np.testing.assert_allclose(fast.predict_batch(others), model(others), atol=5e-5)
     with pytest.raises(ValueError, match="no ReLU convolution named dense"):
         without_channels(model, {"dense": [1]})
 
 
-def test_tflite_agrees_with_keras_on_real_scenes_dev_crops(committed_model, shared_datasets):
-    fast, reference = committed_model
-    crops = load_scene_crops(
-        shared_datasets / "scenes-dev", fast.class_names, holdout=True, holdout_percent=HOLDOUT_PERCENT, min_side=32
-    )
-    assert len(crops) > 100
-    fast_probs = fast.predict_batch(crops.images.astype(np.float32))
-    reference_probs = reference.predict_batch(crops.images.astype(np.float32))
+@pytest.fixture(scope="module")
+def held_out_crops(committed_model):
+    scenes = SHARED / "scenes-dev"
+    if not scenes.is_dir():
+        pytest.skip("../shared/datasets is not beside the project")
+    names = committed_model[0].class_names
+    crops = load_scene_crops(scenes, names, holdout=True, holdout_percent=HOLDOUT_PERCENT, min_side=0)
+    return crops.images.astype(np.float32)
+
+
+def test_tflite_float_agrees_with_keras_on_real_scenes_dev_crops(committed_model, held_out_crops):
+    reference = committed_model[1]
+    fast = MaskClassifier(reference.model, reference.class_names, "tflite-float", read_labels(DEFAULT_MODEL_PATH)[1])
+    fast_probs, reference_probs = fast.predict_batch(held_out_crops), reference.predict_batch(held_out_crops)
     np.testing.assert_array_equal(fast_probs.argmax(axis=1), reference_probs.argmax(axis=1))
     assert np.abs(fast_probs - reference_probs).max() < 1e-4
-    one = crops.images[:1].astype(np.float32)  # batch 1, the live stream's usual case
+    one = held_out_crops[:1]  # batch 1, the live stream's usual case
     np.testing.assert_allclose(fast.predict_batch(one), reference.predict_batch(one), atol=1e-4)
+
+
+def test_the_int8_path_gives_the_keras_label_on_every_held_out_crop_alone_or_in_batches(
+    committed_model, held_out_crops
+):
+    fast, reference = committed_model
+    assert fast.backend == "tflite"
+    assert len(held_out_crops) > 500  # every face size, the smallest included
+    expected = reference.predict_batch(held_out_crops).argmax(axis=1)
+    batched = fast.predict_batch(held_out_crops)  # batches of 64 (and the rest)
+    np.testing.assert_array_equal(batched.argmax(axis=1), expected)
+    alone = np.concatenate([fast.predict_batch(held_out_crops[i : i + 1]) for i in range(len(held_out_crops))])
+    np.testing.assert_array_equal(alone.argmax(axis=1), expected)  # batch 1, the live stream's usual case
+    for size in (2, 3, 5):  # one interpreter per batch size: each gives the same labels
+        sized = np.concatenate([fast.predict_batch(held_out_crops[i : i + size]) for i in range(0, 60, size)])
+        np.testing.assert_array_equal(sized.argmax(axis=1), expected[: len(sized)])
+    assert np.abs(batched - reference.predict_batch(held_out_crops)).max() < 0.05  # confidences stay close
+    assert fast._run.checked < 0.05 * 2 * len(held_out_crops)  # few faces need the float32 check
+
+
+def test_the_int8_path_serves_any_number_of_classes(tmp_path):
+    from maskdetector.vision.model import build_model
+
+    build_model(3).save(tmp_path / "mask_detector.keras")
+    classes = ["with_mask", "without_mask", "mask_weared_incorrect"]
+    (tmp_path / "labels.json").write_text(json.dumps({"classes": classes}))
+    fast = MaskClassifier.load(tmp_path / "mask_detector.keras")
+    reference = MaskClassifier.load(tmp_path / "mask_detector.keras", "keras")
+    images = np.random.default_rng(4).integers(0, 256, (9, 100, 100, 3)).astype(np.float32)
+    np.testing.assert_array_equal(fast.predict_batch(images).argmax(1), reference.predict_batch(images).argmax(1))
+    (prediction,) = fast.classify([images[0].astype(np.uint8)])
+    assert prediction.label in classes and len(prediction.probabilities) == 3
 
 
 def test_unknown_backend_is_refused(untrained_model):
     with pytest.raises(ModelError, match="unknown classifier backend 'onnx'"):
         MaskClassifier.load(untrained_model, "onnx")
-    with pytest.raises(UserError, match="backend must be one of tflite, keras"):
+    with pytest.raises(UserError, match="backend must be one of tflite, tflite-float, keras"):
         resolve({"BACKEND": "onnx"}, {})
 
 
