@@ -56,6 +56,14 @@ def parse_args(argv: list[str] | None, environ: dict[str, str]) -> tuple[argpars
     add("--json", type=Path, metavar="OUT", help="also write all numbers to this JSON file")
     add_analyzer_options(scenes, extra_detectors=("all",))
     set_settings_defaults(scenes, environ)
+    calibrate = commands.add_parser(
+        "calibrate", help="fit the blazeface detector's calibration on the images that are not held out"
+    )
+    calibrate.add_argument("--data", type=Path, action="append", required=True, help="scene folder; repeatable")
+    calibrate.add_argument("--holdout-percent", type=int, default=HOLDOUT_PERCENT, help="as for scenes")
+    calibrate.add_argument("--min-side", type=int, default=32, help="as for scenes (default %(default)s)")
+    add_analyzer_options(calibrate)
+    set_settings_defaults(calibrate, environ)
     args = parser.parse_args(argv)
     return args, settings_from_args(args)
 
@@ -146,12 +154,57 @@ def evaluate_scenes(args: argparse.Namespace, settings: dict[str, object]) -> in
     return 0
 
 
+def calibrate(args: argparse.Namespace, settings: dict[str, object]) -> int:
+    """Fit the detector's calibration on the folders' images that are not held out; print it and, per folder and
+    threshold, the recall and precision it gives on those images (faces >= --min-side, IoU 0.3)."""
+    from maskdetector.training.detector_fit import fit_calibration, label_candidates
+    from maskdetector.training.scene_eval import Counts, score_image
+    from maskdetector.types import Face
+    from maskdetector.vision.analyzers import detector_from_settings
+
+    detector = detector_from_settings(settings)
+    if getattr(detector, "calibration", None) is None:
+        raise UserError(f"detector {settings['DETECTOR']} has no calibration to fit")
+    folders = {}
+    for folder in args.data:
+        scenes = [s for s in load_scene_annotations(folder) if not is_holdout_scene(s.image_path, args.holdout_percent)]
+        if not scenes:
+            raise UserError(f"no images left to fit on in {folder}")
+        folders[folder] = label_candidates(detector, scenes)
+    verifier = detector._verifier is not None
+    fitted = fit_calibration([item for items in folders.values() for item in items], verifier)
+    print(fitted)
+    detector.calibration = fitted
+    for folder, items in folders.items():
+        scored = [(item, detector.score(item.candidates)) for item in items]
+        for threshold in (0.3, 0.4, 0.5, 0.6, 0.7):
+            counts = sum(
+                (
+                    score_image(
+                        item.scene.faces,
+                        [Face(c.box, "", 1.0) for c, p in zip(item.candidates, scores, strict=True) if p >= threshold],
+                        0.3,
+                        (),
+                        args.min_side,
+                    )
+                    for item, scores in scored
+                ),
+                Counts(),
+            )
+            per_class = " ".join(f"{label} {rate:.3f}" for label, rate in counts.class_recall().items())
+            print(
+                f"{folder} ({len(items)} images) threshold {threshold}: recall {counts.recall:.3f} ({per_class}), "
+                f"precision {counts.precision:.3f}"
+            )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     try:
         args, settings = parse_args(argv, dict(os.environ))
         validate(settings)
-        return evaluate_scenes(args, settings)
+        return evaluate_scenes(args, settings) if args.command == "scenes" else calibrate(args, settings)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -72,8 +72,9 @@ def test_detectors_take_their_settings_and_ignore_the_others():
     blaze = create_detector("blazeface", **settings)
     assert isinstance(blaze, BlazeFaceDetector) and (blaze.min_confidence, blaze.min_face_size) == (0.7, 30)
     assert create_detector("blazeface-fast", min_confidence=None).min_confidence == BlazeFaceDetector.DEFAULT_CONFIDENCE
-    fused = create_detector("blazeface", min_confidence=None)
+    fused = create_detector("blazeface-mean", min_confidence=None)
     assert fused.min_confidence == BlazeFaceDetector.DEFAULT_FUSED_CONFIDENCE and len(fused._nets) == 2
+    assert fused.calibration is None
     mtcnn = create_detector("mtcnn", **settings)
     assert isinstance(mtcnn, MtcnnDetector) and (mtcnn.min_confidence, mtcnn.min_face_size) == (0.7, 30)
     combined = create_detector("blazeface+mtcnn", **settings)

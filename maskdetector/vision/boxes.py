@@ -46,6 +46,35 @@ def greedy_match(first: Sequence[Box], second: Sequence[Box], iou_threshold: flo
     return sorted(matches)
 
 
+def iou_matrix(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """IoU of every (x, y, w, h) box of `first` (N, 4) with every box of `second` (M, 4): an (N, M) array."""
+    a, b = np.asarray(first, np.float64).reshape(-1, 4), np.asarray(second, np.float64).reshape(-1, 4)
+    iw = np.minimum(a[:, None, 0] + a[:, None, 2], b[None, :, 0] + b[None, :, 2]) - np.maximum(
+        a[:, None, 0], b[None, :, 0]
+    )
+    ih = np.minimum(a[:, None, 1] + a[:, None, 3], b[None, :, 1] + b[None, :, 3]) - np.maximum(
+        a[:, None, 1], b[None, :, 1]
+    )
+    inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
+    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None, :] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def nms_groups(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> list[np.ndarray]:
+    """Greedy NMS as groups: the best remaining box and every remaining box overlapping it by more than
+    `iou_threshold`, best group first; each group's first index is its best box."""
+    overlaps = iou_matrix(boxes, boxes) > iou_threshold
+    alive = np.ones(len(scores), bool)
+    groups = []
+    for best in np.argsort(-np.asarray(scores), kind="stable"):
+        if alive[best]:
+            members = np.flatnonzero(alive & overlaps[best])
+            members = np.concatenate([[best], members[members != best]])
+            alive[members] = False
+            groups.append(members)
+    return groups
+
+
 def weighted_nms(
     boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, weighted: bool = True
 ) -> list[tuple[np.ndarray, float]]:
@@ -54,18 +83,11 @@ def weighted_nms(
     With `weighted` (MediaPipe's blending), a kept box becomes the score-weighted mean of all boxes
     overlapping it by more than `iou_threshold`; it keeps the best score.
     """
-    order = list(np.argsort(-scores))
     kept: list[tuple[np.ndarray, float]] = []
-    while order:
-        best = order[0]
-        overlapping = [i for i in order if box_iou(boxes[best], boxes[i]) > iou_threshold]
-        order = [i for i in order if i not in overlapping]
-        if weighted:
-            w = scores[overlapping]
-            box = (boxes[overlapping] * w[:, None]).sum(axis=0) / w.sum()
-        else:
-            box = boxes[best]
-        kept.append((box, float(scores[best])))
+    for members in nms_groups(boxes, scores, iou_threshold):
+        w = scores[members]
+        box = (boxes[members] * w[:, None]).sum(axis=0) / w.sum() if weighted else boxes[members[0]]
+        kept.append((box, float(scores[members[0]])))
     return kept
 
 

@@ -13,12 +13,22 @@ from functools import partial
 
 from maskdetector.errors import UserError
 from maskdetector.types import FaceDetector
-from maskdetector.vision.detectors.blazeface import BlazeFaceDetector
+from maskdetector.vision.detectors.blazeface import BlazeFaceDetector, Calibration
 from maskdetector.vision.detectors.combined import CombinedDetector
 from maskdetector.vision.detectors.haar import HaarDetector, MultiHaarDetector
 from maskdetector.vision.detectors.mtcnn import MtcnnDetector
 
 log = logging.getLogger(__name__)
+
+# The default detector's calibration over its 4 views (full-range, full-range mirrored, back, back mirrored), the
+# number of views and O-Net: fitted by `evaluate.py calibrate --data ../shared/datasets/scenes-dev --data
+# ../shared/datasets/ilc2021` on the images of both folders that are not held out (docs/detectors.md).
+BLAZEFACE_CALIBRATION = Calibration(
+    bias=5.987, view_weights=(0.4503, 0.5479, 0.4449, 0.5177), views_seen_weight=-1.0969, verifier_weight=0.3136
+)
+# Median annotated/BlazeFace box width and height and centre offset over both folders' non-held-out images: a
+# compromise between scenes-dev's boxes (chin included) and ilc2021's (about the whole face).
+BLAZEFACE_BOX = {"box_scale": (0.93, 1.08), "box_shift": 0.04}
 
 
 def blazeface_and_mtcnn(min_confidence: float | None = None, min_face_size: int = 20) -> CombinedDetector:
@@ -33,8 +43,18 @@ DETECTORS: dict[str, Callable[..., FaceDetector]] = {
     "haar": HaarDetector,
     "haar-multi": MultiHaarDetector,
     "mtcnn": MtcnnDetector,
-    # Both BlazeFace models on the frame and its mirror image, fused: the most accurate on scenes-dev.
-    "blazeface": partial(BlazeFaceDetector, models="full+back", mirror=True),
+    # Both BlazeFace models on the frame and its mirror image; every view's faces kept and scored by the
+    # calibration (views' scores + O-Net): finds masked faces that only some views see.
+    "blazeface": partial(
+        BlazeFaceDetector,
+        models="full+back",
+        mirror=True,
+        calibration=BLAZEFACE_CALIBRATION,
+        verifier=True,
+        **BLAZEFACE_BOX,
+    ),
+    # The same four views fused by their mean score (the default before calibration): for comparison.
+    "blazeface-mean": partial(BlazeFaceDetector, models="full+back", mirror=True),
     # Google's full-range model alone, one pass: the fastest.
     "blazeface-fast": partial(BlazeFaceDetector, models="full"),
     # BlazeFace's boxes plus MTCNN's for faces BlazeFace missed: the most faces found, for photos rather than video.
