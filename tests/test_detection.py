@@ -43,7 +43,7 @@ def test_haar_finds_nothing_in_a_blank_frame():
 
 
 def test_unknown_detector_and_bad_cascade_are_user_errors(tmp_path):
-    available = "available: blazeface, blazeface+mtcnn, blazeface-fast, haar"
+    available = "available: blazeface, blazeface+mtcnn, blazeface-fast, blazeface-mean, haar"
     with pytest.raises(UserError, match=re.escape(f"unknown detector 'yolo'; {available}")):
         create_detector("yolo")
     with pytest.raises(UserError, match="not found"):
