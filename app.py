@@ -55,6 +55,17 @@ def parse_args(argv: list[str] | None, environ: dict[str, str]) -> dict[str, obj
     add("--data-dir", help="folder for the statistics database and the alerts log (default %(default)s)")
     add("--history", action=argparse.BooleanOptionalAction, help="keep per-minute counts of people (default on)")
     add(
+        "--motion-gating",
+        action=argparse.BooleanOptionalAction,
+        help="skip analysing frames in which nothing moved since the last analysed one (default on)",
+    )
+    add(
+        "--analysis-workers",
+        type=int,
+        metavar="N",
+        help="threads analysing all cameras' frames; 0 = one per core (default %(default)s)",
+    )
+    add(
         "--always-on",
         action=argparse.BooleanOptionalAction,
         help="keep every source open and analysed with nobody watching, for statistics and alerts around the clock",

@@ -58,6 +58,13 @@ def add_analyzer_options(parser: argparse.ArgumentParser, extra_detectors: tuple
         "1 = on every frame (default %(default)s)",
     )
     add(
+        "--label-window",
+        type=int,
+        metavar="N",
+        help="video and live streams: label each tracked face by its class probabilities averaged over its last N "
+        "frames, so one bad frame does not flip it; 1 = each frame on its own (default %(default)s)",
+    )
+    add(
         "--min-confidence",
         type=float,
         help="mtcnn/blazeface: lowest face score to accept, 0-1; 0 = the detector's own default (default %(default)s)",

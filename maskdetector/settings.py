@@ -27,6 +27,9 @@ DEFAULTS: dict[str, object] = {
     "MIN_FACE_SIZE": 24,  # faces of 24-40 px are common in photos; 40 cost Haar and BlazeFace recall
     "MIN_CONFIDENCE": 0.0,  # 0: the detector's own (mtcnn 0.9, blazeface 0.3, blazeface-fast 0.5); Haar has none
     "REDETECT_EVERY": 3,  # video: faces followed between detector runs (face_following.py); 1 = detect on every frame
+    "LABEL_WINDOW": 5,  # video: a tracked face's label is its mean class probabilities over N frames (tracking.py)
+    "MOTION_GATING": True,  # live: frames where nothing moved keep the last analysis (motion_gate.py)
+    "ANALYSIS_WORKERS": 0,  # live: threads of the one analysis pool for all cameras; 0 = one per core (scheduler.py)
     "MIRROR": False,
     "LOOP": False,
     "JPEG_QUALITY": 80,
@@ -94,6 +97,8 @@ def validate(settings: Mapping[str, object]) -> None:
         (settings["MIN_FACE_SIZE"] >= 1, "min face size must be at least 1 pixel"),
         (0.0 <= settings["MIN_CONFIDENCE"] < 1.0, "min confidence must be from 0 up to (not including) 1"),
         (settings["REDETECT_EVERY"] >= 1, "redetect every must be at least 1 (1 = detect on every frame)"),
+        (settings["LABEL_WINDOW"] >= 1, "label window must be at least 1 (1 = each frame's own label)"),
+        (settings["ANALYSIS_WORKERS"] >= 0, "analysis workers must be 0 (one per core) or more"),
         (settings["BACKEND"] in CLASSIFIER_BACKENDS, f"backend must be one of {', '.join(CLASSIFIER_BACKENDS)}"),
         (1 <= settings["JPEG_QUALITY"] <= 100, "JPEG quality must be between 1 and 100"),
         (settings["IDLE_TIMEOUT"] >= 0, "idle timeout must be 0 or more seconds"),

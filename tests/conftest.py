@@ -34,6 +34,9 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every app a test builds keeps its statistics and alerts in a temporary folder, never in the project's data/."""
     folder = tmp_path / "data"
     monkeypatch.setenv("MASKDETECTOR_DATA_DIR", str(folder))
+    # Fake cameras show the same flat frame again and again, which motion gating would rightly never analyse twice;
+    # tests/test_motion_gate.py tests the gating itself.
+    monkeypatch.setenv("MASKDETECTOR_MOTION_GATING", "0")
     return folder
 
 

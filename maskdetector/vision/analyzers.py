@@ -56,13 +56,18 @@ def build_analyzer(settings: Mapping[str, object]) -> FrameAnalyzer:
     """Detector and classifier from DETECTOR, its settings (CASCADE, SCALE_FACTOR, MIN_NEIGHBORS, MIN_FACE_SIZE,
     MIN_CONFIDENCE; each detector takes the ones that apply to it) and MODEL run by BACKEND, safe to share
     between threads (a private copy in each thread inside models_per_thread); its for_video() follows faces
-    between detections every REDETECT_EVERY frames.
+    between detections every REDETECT_EVERY frames and steadies labels over LABEL_WINDOW frames.
     The detector is built first: it fails fast on bad settings, the model load takes seconds.
     Raises UserError/ModelError.
     """
     detector = SharedDetector(partial(detector_from_settings, settings))
     classifier = MaskClassifier.load(str(settings["MODEL"]), str(settings["BACKEND"]))
-    return FrameAnalyzer(detector, SharedClassifier(classifier), redetect_every=int(settings["REDETECT_EVERY"]))
+    return FrameAnalyzer(
+        detector,
+        SharedClassifier(classifier),
+        redetect_every=int(settings["REDETECT_EVERY"]),
+        label_window=int(settings["LABEL_WINDOW"]),
+    )
 
 
 class WholeImageAnalyzer:

@@ -21,6 +21,9 @@ from maskdetector.vision.boxes import greedy_match
 IOU_THRESHOLD = 0.3  # loose: faces move between frames, and different people rarely overlap this much
 MIN_HITS = 3
 MAX_MISSED = 10  # frames: bridges a face the detector misses now and then
+# Stricter than for counting: a track's probabilities must not pass to another face that happens to overlap its
+# place (a scene cut, two people crossing); one face between two analysed frames overlaps itself far more.
+SMOOTHING_IOU = 0.5
 LABEL_WINDOW = 5  # analysed frames whose class probabilities make a tracked face's label (1: each frame alone)
 
 
@@ -114,7 +117,7 @@ class LabelSmoother:
 
     def __init__(self, class_names: Sequence[str], window: int = LABEL_WINDOW) -> None:
         self.class_names = list(class_names)
-        self._tracker = BoxTracker(min_hits=1, window=window)
+        self._tracker = BoxTracker(SMOOTHING_IOU, min_hits=1, window=window)
 
     def smooth(self, faces: Sequence[Face]) -> list[Face]:
         """The faces of the next analysed frame, each labelled by its track's recent mean probabilities (a face

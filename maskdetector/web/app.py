@@ -77,7 +77,7 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
             webhook,
             listeners=[events.alert] if events else [],
         )
-    scheduler = AnalysisScheduler()  # one analysis pool for all sources, a thread per core
+    scheduler = AnalysisScheduler(int(settings["ANALYSIS_WORKERS"]))  # one analysis pool for all sources
     cameras = {}
     for name, label, factory in sources:
         monitor = SourceMonitor(name, [sink for sink in (history, events) if sink], alerts, clock)
@@ -91,6 +91,7 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
             retry_max=float(settings["RETRY_MAX"]),
             on_analysis=monitor,
             scheduler=scheduler,
+            motion_gating=bool(settings["MOTION_GATING"]),
         )
         cameras[name] = Camera(name, hub, monitor)
         if settings["ALWAYS_ON"]:
