@@ -3,6 +3,7 @@ servers (PostgreSQL, Mosquitto) of tests/servers.py."""
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import cv2
@@ -101,3 +102,18 @@ def broker():
     server.close()
 
 
+@pytest.fixture(scope="module")
+def site_broker():
+    """A Mosquitto broker shared by one module's tests."""
+    server = _server(servers.Mosquitto)
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    """Prometheus's own checker for the text format."""
+    path = shutil.which("promtool")
+    if path is None:
+        _missing("promtool is not installed (apt-get install prometheus)")
+    return path

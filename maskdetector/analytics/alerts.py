@@ -17,7 +17,7 @@ import logging
 import threading
 import urllib.error
 import urllib.request
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -143,13 +143,15 @@ class Alerts:
         self._gate = AlertGate(frames, cooldown_s)
         self._webhook = webhook
         self._listeners = tuple(listeners)
+        self._raised: Counter[str] = Counter()  # per source, since start-up
+        self._webhook_results: Counter[bool] = Counter()
         self._lock = threading.Lock()
         self._recent: deque[Alert] = deque(self._read_recent(), maxlen=RECENT)
         self._last_id = max((int(alert.get("id", 0)) for alert in self._recent), default=0)
         self._writer: BackgroundWorker[tuple[Alert, np.ndarray, Face]] = BackgroundWorker(
             "alert writer", self._store, QUEUE_SIZE
         )
-        self._sender = BackgroundWorker("alert webhook", webhook.send, QUEUE_SIZE) if webhook else None
+        self._sender = BackgroundWorker("alert webhook", self._send, QUEUE_SIZE) if webhook else None
 
     def observe(self, source: str, frame: np.ndarray, tracks: Sequence[Track], now: float) -> list[Alert]:
         """Apply the rule to the tracks seen in one frame of `source`; queue what the alerts raised need done."""
@@ -159,6 +161,7 @@ class Alerts:
                 if self._gate.due(source, track, now):
                     alert = self._new_alert(source, track, now)
                     self._recent.append(alert)
+                    self._raised[source] += 1
                     raised.append((alert, track))
         for alert, track in raised:
             log.warning("no-mask alert %s at %s (track %s)", alert["id"], source, track.id)
@@ -184,6 +187,19 @@ class Alerts:
         """The last `limit` alerts, newest first."""
         with self._lock:
             return list(self._recent)[::-1][:limit]
+
+    @property
+    def has_webhook(self) -> bool:
+        return self._webhook is not None
+
+    def counts(self) -> dict[str, object]:
+        """Alerts raised per source and webhook deliveries since start-up, for /api/stats and /metrics."""
+        with self._lock:
+            return {
+                "raised": dict(self._raised),
+                "webhook_delivered": self._webhook_results[True],
+                "webhook_failed": self._webhook_results[False],
+            }
 
     def snapshot_path(self, alert_id: int) -> Path:
         return self.folder / f"{alert_id}.jpg"
@@ -211,6 +227,11 @@ class Alerts:
             self._sender.submit(alert)
         for listener in self._listeners:
             listener(alert)
+
+    def _send(self, alert: Alert) -> None:
+        delivered = self._webhook.send(alert)
+        with self._lock:
+            self._webhook_results[delivered] += 1
 
     def _read_recent(self) -> list[Alert]:
         """The last RECENT alerts of the log, from its tail; a damaged line is skipped with a warning."""

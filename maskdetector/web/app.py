@@ -23,6 +23,7 @@ from maskdetector.settings import resolve
 from maskdetector.sources.capture import FrameSource, VideoSource
 from maskdetector.sources.parsing import slug, sources_from_settings
 from maskdetector.vision.analyzers import build_analyzer
+from maskdetector.web.metrics import METRICS_KEY, AppMetrics
 from maskdetector.web.monitor import SourceMonitor, keep_capturing
 from maskdetector.web.routes import bp
 from maskdetector.web.scheduler import AnalysisScheduler
@@ -78,12 +79,13 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
             listeners=[events.alert] if events else [],
         )
     scheduler = AnalysisScheduler(int(settings["ANALYSIS_WORKERS"]))  # one analysis pool for all sources
+    metrics = AppMetrics()
     cameras = {}
     for name, label, factory in sources:
         monitor = SourceMonitor(name, [sink for sink in (history, events) if sink], alerts, clock)
         hubs[name] = hub = StreamHub(
             factory,
-            analyzer.for_video(),
+            metrics.timed(analyzer.for_video(), name),
             label,
             jpeg_quality=int(settings["JPEG_QUALITY"]),
             idle_timeout=float(settings["IDLE_TIMEOUT"]),
@@ -101,6 +103,8 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = int(float(settings["MAX_UPLOAD_MB"]) * 1024 * 1024)
     state = WebState(cameras, analyzer.classifier.class_names, analyzer, history, alerts, events, instance, scheduler)
     app.extensions[EXTENSION_KEY] = state
+    metrics.watch(state)
+    app.extensions[METRICS_KEY] = metrics
     app.register_blueprint(bp)
     if events is not None:
         events.start()

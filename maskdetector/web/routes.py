@@ -6,12 +6,14 @@ from collections.abc import Generator
 from contextlib import closing
 
 from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request, send_file, url_for
+from prometheus_client import CONTENT_TYPE_LATEST
 from werkzeug.exceptions import HTTPException
 
 from maskdetector.analytics.alerts import RECENT
 from maskdetector.analytics.history import MAX_MINUTES, SCOPES, DatabaseUnavailable, summarize
 from maskdetector.constants import CLASS_DISPLAY
 from maskdetector.vision.analyzers import frame_record
+from maskdetector.web.metrics import METRICS_KEY
 from maskdetector.web.state import Camera, WebState, get_state
 from maskdetector.web.streaming import StreamHub
 from maskdetector.web.uploads import decode_image, upload_bytes
@@ -71,7 +73,11 @@ def _all_stats(state: WebState) -> dict[str, object]:
             "cameras_ok": sum(stats["camera"] == "ok" for stats in per_source.values()),
             "people": summarize(people),
         },
-        "alerts": {"enabled": state.alerts is not None, "latest": latest[0] if latest else None},
+        "alerts": {
+            "enabled": state.alerts is not None,
+            "latest": latest[0] if latest else None,
+            **(state.alerts.counts() if state.alerts else {}),
+        },
         "instance": state.instance,
         "history": state.history.stats() if state.history else None,
         "mqtt": state.events.stats() if state.events else None,
@@ -150,6 +156,13 @@ def api_history() -> Response:
         return jsonify(history.report(minutes, time.time(), scope))
     except DatabaseUnavailable as exc:
         abort(503, description=f"the statistics database is unavailable: {exc}")
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    """The Prometheus text format. A route of this blueprint like the others, so whatever guards them (logins,
+    once accounts exist) guards it too."""
+    return Response(current_app.extensions[METRICS_KEY].render(), mimetype=CONTENT_TYPE_LATEST)
 
 
 @bp.get("/api/alerts")

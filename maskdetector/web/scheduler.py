@@ -57,9 +57,10 @@ class Lane:
         self.error: Exception | None = None
         self.stopped = False
 
-    def submit(self, frame: np.ndarray) -> None:
-        """Hand over the newest frame; raises the exception of an analysis that failed since the last call."""
-        self._scheduler.submit(self, frame)
+    def submit(self, frame: np.ndarray) -> bool:
+        """Hand over the newest frame; True if it replaced one still waiting, which is skipped (never analysed).
+        Raises the exception of an analysis that failed since the last call."""
+        return self._scheduler.submit(self, frame)
 
     def stop(self) -> None:
         """Let the frame waiting, if any, be analysed, then take the lane out of the line."""
@@ -88,18 +89,20 @@ class AnalysisScheduler:
     def lane(self, analyzer: Analyzer, on_result: Callable[[np.ndarray, list[Face]], None], name: str) -> Lane:
         return Lane(self, analyzer, on_result, name)
 
-    def submit(self, lane: Lane, frame: np.ndarray) -> None:
+    def submit(self, lane: Lane, frame: np.ndarray) -> bool:
         with self._cond:
             error, lane.error = lane.error, None
             if error is not None:
                 lane.pending = None
                 raise error
             lane.stopped = False
+            skipped = lane.pending is not None
             lane.pending = frame
             if not lane.queued and not lane.busy:
                 lane.queued = True
                 self._ready.append(lane)
                 self._cond.notify()
+            return skipped
 
     def stop(self, lane: Lane) -> None:
         with self._cond:

@@ -109,6 +109,7 @@ class StreamHub:
         self._analysed = 0
         self._still = 0  # frames not analysed because nothing moved
         self._jpeg_faces: list[Face] | None = None  # the boxes drawn on self._jpeg
+        self._skipped = 0  # frames replaced by a newer one before the model got to them
         self._analysed_at: float | None = None
         self._analysis_fps = 0.0
         self._counts: Counter[str] = Counter()
@@ -153,6 +154,7 @@ class StreamHub:
                 "frames": self._frames,
                 "analysed": self._analysed,
                 "skipped_still": self._still,
+                "skipped": self._skipped,
                 "uptime_s": round(time.monotonic() - self._started_at, 1),
             }
 
@@ -225,8 +227,9 @@ class StreamHub:
                             source = self._source_factory()
                         frame = source.read()
                         moved = gate is None or gate.moved(frame)
-                        if moved:
-                            analysis.submit(frame)
+                        if moved and analysis.submit(frame):
+                            with self._cond:
+                                self._skipped += 1
                     except Exception as exc:  # whatever breaks, viewers get a placeholder rather than a hang
                         if source is not None:
                             source.release()
