@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: run test lint train loso browser servers clean
+.PHONY: run test lint train loso browser servers docs clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,10 @@ loso: $(VENV)/.runtime
 	for source in chandrikadeb7 ilc2021; do \
 		$(PY) train.py --init-model runs/base/mask_detector.keras $(FINE_TUNE) --leave-out $$source \
 			--out runs/loso-$$source || exit 1; done
+
+# docs/configuration.md is generated from the settings model (tests/test_settings.py checks it is current).
+docs: $(VENV)/.runtime
+	$(PY) -m maskdetector.settings > docs/configuration.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

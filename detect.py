@@ -8,14 +8,13 @@ flags are the ones app.py uses (same defaults and MASKDETECTOR_* variables). Bad
 import argparse
 import json
 import logging
-import os
 import sys
 import time
 from pathlib import Path
 
-from maskdetector.cli import OneLineParser, add_analyzer_options, set_settings_defaults, settings_from_args
+from maskdetector.cli import EPILOG, OneLineParser, add_settings_options, settings_from_args
 from maskdetector.errors import UserError
-from maskdetector.settings import ENV_PREFIX, validate
+from maskdetector.settings import ANALYZER_SETTINGS
 from maskdetector.sources.files import (
     AnnotatedWriter,
     Frame,
@@ -29,12 +28,11 @@ from maskdetector.types import Face, FileAnalyzer
 from maskdetector.vision.annotation import draw_faces
 
 
-def parse_args(argv: list[str] | None, environ: dict[str, str]) -> tuple[argparse.Namespace, dict[str, object]]:
+def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, object]]:
     """The parsed command line, and the settings dict build_analyzer() takes (flags over environment over defaults)."""
     parser = OneLineParser(
         description="Detect faces and masks in images, folders of images, video files or a camera.",
-        epilog=f"Detector options can also be set as environment variables {ENV_PREFIX}<OPTION>, "
-        f"e.g. {ENV_PREFIX}MODEL=other.keras; the command line wins.",
+        epilog=EPILOG,
     )
     add = parser.add_argument
     add("inputs", nargs="+", metavar="INPUT", help="an image, a folder of images, a video file or a camera index")
@@ -49,8 +47,7 @@ def parse_args(argv: list[str] | None, environ: dict[str, str]) -> tuple[argpars
     add("--json", action="store_true", help="print one JSON object per image or video frame on stdout")
     add("--whole-image", action="store_true", help="classify each image as one face crop, without detection")
     add("--quiet", action="store_true", help="no progress bar")
-    add_analyzer_options(parser)
-    set_settings_defaults(parser, environ)
+    add_settings_options(parser, ANALYZER_SETTINGS)
     args = parser.parse_args(argv)
     return args, settings_from_args(args)
 
@@ -98,8 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     writer = None
     try:
-        args, settings = parse_args(argv, dict(os.environ))
-        validate(settings)
+        args, settings = parse_args(argv)
         inputs = plan_inputs(args.inputs)  # cheap checks first: the model load below takes seconds
         writer = AnnotatedWriter(args.output, inputs) if args.output else None
         from maskdetector.vision.analyzers import WholeImageAnalyzer, build_analyzer  # imports TensorFlow

@@ -12,15 +12,14 @@ Bad input ends with one `error: ...` line and exit code 2.
 import argparse
 import json
 import logging
-import os
 import statistics
 import sys
 from pathlib import Path
 
-from maskdetector.cli import OneLineParser, add_analyzer_options, set_settings_defaults, settings_from_args
+from maskdetector.cli import EPILOG, OneLineParser, add_settings_options, settings_from_args
 from maskdetector.constants import HOLDOUT_PERCENT
 from maskdetector.errors import UserError
-from maskdetector.settings import ENV_PREFIX, validate
+from maskdetector.settings import ANALYZER_SETTINGS
 from maskdetector.training.datasets import SceneAnnotation, is_holdout_scene, load_scene_annotations
 from maskdetector.vision.detectors import DETECTORS
 
@@ -29,10 +28,10 @@ IOU_THRESHOLDS = (0.3, 0.5)
 CLASS_HEADINGS = {"with_mask": "mask", "without_mask": "no mask", "mask_weared_incorrect": "worn wrong"}
 
 
-def parse_args(argv: list[str] | None, environ: dict[str, str]) -> tuple[argparse.Namespace, dict[str, object]]:
+def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, object]]:
     parser = OneLineParser(
         description="Evaluate face detection and mask classification on annotated photos.",
-        epilog=f"Detector options also come from {ENV_PREFIX}<OPTION> environment variables, as for app.py.",
+        epilog=EPILOG,
     )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     scenes = commands.add_parser("scenes", help="photos with PASCAL VOC face boxes (images/ + annotations/)")
@@ -54,16 +53,14 @@ def parse_args(argv: list[str] | None, environ: dict[str, str]) -> tuple[argpars
     add("--min-side", type=int, default=32, help="size subset: faces with both sides >= this (default %(default)s)")
     add("--limit", type=int, default=0, help="only the first N images (0: all), for quick checks")
     add("--json", type=Path, metavar="OUT", help="also write all numbers to this JSON file")
-    add_analyzer_options(scenes, extra_detectors=("all",))
-    set_settings_defaults(scenes, environ)
+    add_settings_options(scenes, ANALYZER_SETTINGS, extra_detectors=("all",))
     calibrate = commands.add_parser(
         "calibrate", help="fit the blazeface detector's calibration on the images that are not held out"
     )
     calibrate.add_argument("--data", type=Path, action="append", required=True, help="scene folder; repeatable")
     calibrate.add_argument("--holdout-percent", type=int, default=HOLDOUT_PERCENT, help="as for scenes")
     calibrate.add_argument("--min-side", type=int, default=32, help="as for scenes (default %(default)s)")
-    add_analyzer_options(calibrate)
-    set_settings_defaults(calibrate, environ)
+    add_settings_options(calibrate, ANALYZER_SETTINGS)
     args = parser.parse_args(argv)
     return args, settings_from_args(args)
 
@@ -202,8 +199,7 @@ def calibrate(args: argparse.Namespace, settings: dict[str, object]) -> int:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     try:
-        args, settings = parse_args(argv, dict(os.environ))
-        validate(settings)
+        args, settings = parse_args(argv)
         return evaluate_scenes(args, settings) if args.command == "scenes" else calibrate(args, settings)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,137 +1,243 @@
-"""The web app's settings in one table: defaults, MASKDETECTOR_* environment variables, validation.
+"""Every setting of app.py, detect.py, evaluate.py and create_app(), defined once in `Settings`.
 
-app.py builds its command line from the same table, so a flag, its environment variable and the key a
-test passes to create_app() cannot drift apart. Precedence: explicit config (or CLI) > environment > default.
+Each field holds its type, default, range and help; its environment variable is MASKDETECTOR_<NAME> and its flag
+--<name>. The command lines build their flags from the fields (cli.py), create_app() validates its config with the
+same model, and docs/configuration.md is generated from it (`python -m maskdetector.settings`), so none can drift.
+Precedence: explicit config (or flags) > environment > default.
 """
 
-import re
+import sys
 from collections.abc import Mapping
+from typing import Annotated, Any, Literal, get_args, get_origin
 from urllib.parse import urlsplit
 
-from maskdetector.constants import APP_DATA_DIR, CLASSIFIER_BACKENDS, DEFAULT_MODEL_PATH
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from maskdetector.constants import APP_DATA_DIR, CLASSIFIER_BACKENDS, DEFAULT_MODEL_PATH, PROJECT_ROOT
 from maskdetector.errors import UserError
 
 ENV_PREFIX = "MASKDETECTOR_"
-
-DEFAULTS: dict[str, object] = {
-    "SOURCE": "0",  # a list when --source is given several times (several cameras)
-    "SOURCES_FILE": "",  # `name source` lines; replaces SOURCE when set
-    "HOST": "127.0.0.1",
-    "PORT": 5000,
-    "MODEL": str(DEFAULT_MODEL_PATH),
-    "BACKEND": CLASSIFIER_BACKENDS[0],  # "tflite": the model converted in memory, same labels, faster than "keras"
-    "DETECTOR": "blazeface",  # the most accurate on scenes-dev (README: Face detectors); "haar" is the classic path
-    "CASCADE": "",
-    "SCALE_FACTOR": 1.1,
-    "MIN_NEIGHBORS": 5,
-    "MIN_FACE_SIZE": 24,  # faces of 24-40 px are common in photos; 40 cost Haar and BlazeFace recall
-    "MIN_CONFIDENCE": 0.0,  # 0: the detector's own (mtcnn 0.9, blazeface 0.3, blazeface-fast 0.5); Haar has none
-    "REDETECT_EVERY": 3,  # video: faces followed between detector runs (face_following.py); 1 = detect on every frame
-    "LABEL_WINDOW": 5,  # video: a tracked face's label is its mean class probabilities over N frames (tracking.py)
-    "MOTION_GATING": True,  # live: frames where nothing moved keep the last analysis (motion_gate.py)
-    "ANALYSIS_WORKERS": 0,  # live: threads of the one analysis pool for all cameras; 0 = one per core (scheduler.py)
-    "MIRROR": False,
-    "LOOP": False,
-    "JPEG_QUALITY": 80,
-    "IDLE_TIMEOUT": 10.0,
-    "RETRY_INITIAL": 0.5,
-    "RETRY_MAX": 8.0,
-    "MAX_UPLOAD_MB": 10.0,
-    "MAX_IMAGE_PIXELS": 40_000_000,
-    "DATA_DIR": str(APP_DATA_DIR),
-    "HISTORY": True,  # counts only (no images), in the git-ignored data folder: the chart works out of the box
-    "DATABASE_URL": "",  # "": sqlite:///<DATA_DIR>/history.sqlite3; postgresql://user@host/db for a whole site
-    "INSTANCE": "",  # "": this machine's host name; names this app's cameras in a shared database and on MQTT
-    "MQTT_URL": "",  # mqtt://user:password@host:1883/prefix: alerts, counts and online state to a broker
-    "MQTT_QUEUE": 1000,  # messages kept while the broker is away; more are dropped, counted and logged
-    "ALWAYS_ON": False,  # keeping cameras open with nobody watching would surprise a webcam user
-    "ALERTS": False,
-    "ALERT_FRAMES": 10,
-    "ALERT_COOLDOWN": 60.0,
-    "ALERT_WEBHOOK": "",  # implies ALERTS
-}
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
-
-
-def _convert(key: str, text: str) -> object:
-    kind = type(DEFAULTS[key])
-    name = ENV_PREFIX + key
-    if kind is bool:
-        if text.strip().lower() in _TRUE | _FALSE:
-            return text.strip().lower() in _TRUE
-        raise UserError(f"{name}={text!r} is not a yes/no value (use 1/0, true/false)")
-    if kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            raise UserError(f"{name}={text!r} is not a {'whole ' if kind is int else ''}number") from None
-    return text
-
-
-def from_env(environ: Mapping[str, str]) -> dict[str, object]:
-    """Settings given as MASKDETECTOR_<KEY> environment variables, converted to the default's type."""
-    return {key: _convert(key, environ[ENV_PREFIX + key]) for key in DEFAULTS if ENV_PREFIX + key in environ}
-
-
-def _is_url(text: str, schemes: tuple[str, ...]) -> bool:
-    parts = urlsplit(text)
-    return parts.scheme in schemes and bool(parts.hostname)
-
-
 DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres")
-INSTANCE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
-def _url_scheme(text: str) -> str:
-    return urlsplit(text).scheme.split("+")[0]
+class Settings(BaseSettings):
+    """The settings table. Field order is the order of --help and docs/configuration.md."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid")
+
+    source: Annotated[str | list[str], NoDecode] = Field(
+        "0",
+        description="camera index, video file, or rtsp/http(s) stream URL, optionally named: NAME=SOURCE; "
+        "repeat the flag for several cameras",
+    )
+    sources_file: str = Field("", description="file of `name source` lines, one camera each; replaces --source")
+    host: str = Field("127.0.0.1", description="address to listen on (127.0.0.1: this machine only)")
+    port: int = Field(5000, ge=1, le=65535, description="port to listen on")
+    model: str = Field(str(DEFAULT_MODEL_PATH), description="trained model file")
+    backend: Literal[CLASSIFIER_BACKENDS] = Field(
+        CLASSIFIER_BACKENDS[0],
+        description="how the classifier runs: tflite converts the model in memory to int8 (float32 for the faces it "
+        "is unsure of), tflite-float to float32, keras calls it as it is",
+    )
+    detector: str = Field(
+        "blazeface",
+        description="face detector: haar and haar-multi are OpenCV cascades; mtcnn, blazeface and blazeface-fast "
+        "are neural networks; blazeface+mtcnn adds MTCNN's faces to BlazeFace's (most found, slowest)",
+    )
+    cascade: str = Field("", description="Haar cascade XML (empty: haarcascades/ in the project, else OpenCV's own)")
+    scale_factor: float = Field(1.1, gt=1.0, description="haar/haar-multi: image pyramid step")
+    min_neighbors: int = Field(5, ge=0, description="haar/haar-multi: detections needed to accept a face")
+    min_face_size: int = Field(24, ge=1, description="smallest face to detect, in pixels")
+    min_confidence: float = Field(
+        0.0, ge=0.0, lt=1.0, description="mtcnn/blazeface: lowest face score to accept; 0 = the detector's own default"
+    )
+    redetect_every: int = Field(
+        3,
+        ge=1,
+        description="video and live streams: run the detector on every Nth frame and follow the faces in between; "
+        "1 = on every frame",
+    )
+    label_window: int = Field(
+        5,
+        ge=1,
+        description="video and live streams: label each tracked face by its class probabilities averaged over its last "
+        "N frames, so one bad frame does not flip it; 1 = each frame on its own",
+    )
+    motion_gating: bool = Field(
+        True, description="skip analyzing frames in which nothing moved since the last analyzed one"
+    )
+    analysis_workers: int = Field(0, ge=0, description="threads analyzing all cameras' frames; 0 = one per core")
+    mirror: bool = Field(False, description="flip frames horizontally, for webcams")
+    loop: bool = Field(False, description="replay a video file when it ends")
+    jpeg_quality: int = Field(80, ge=1, le=100, description="stream JPEG quality")
+    idle_timeout: float = Field(10.0, ge=0, description="seconds without viewers before the camera is released")
+    retry_initial: float = Field(0.5, gt=0, description="seconds before the first retry of a failed source")
+    retry_max: float = Field(8.0, gt=0, description="longest wait between retries (the wait doubles up to this)")
+    max_upload_mb: float = Field(10.0, gt=0, description="largest POST /api/detect body, in MB")
+    max_image_pixels: int = Field(40_000_000, ge=1, description="largest image POST /api/detect decodes, in pixels")
+    data_dir: str = Field(str(APP_DATA_DIR), description="folder for the statistics database and the alerts log")
+    history: bool = Field(True, description="keep per-minute counts of people (counts only, no images)")
+    database_url: str = Field(
+        "",
+        description="where the per-minute counts go: sqlite:///FILE, or postgresql://user[:password]@host[:port]/db "
+        "shared by the instances of a site (empty: history.sqlite3 in --data-dir)",
+    )
+    instance: str = Field(
+        "",
+        pattern=r"^$|^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        description="this app's name in a shared database and on MQTT: 1-64 letters, digits, '-', '_' or '.' "
+        "(empty: the host name)",
+    )
+    mqtt_url: str = Field(
+        "",
+        description="publish alerts, per-minute counts and online state to this MQTT broker: "
+        "mqtt[s]://[user:password@]host[:port][/topic-prefix]",
+    )
+    mqtt_queue: int = Field(1000, ge=1, description="messages kept while the MQTT broker is away; more are dropped")
+    always_on: bool = Field(
+        False, description="keep every source open and analysed with nobody watching, for statistics and alerts"
+    )
+    alerts: bool = Field(False, description="alert when a face without a mask stays in view")
+    alert_frames: int = Field(10, ge=1, description="frames in a row without a mask that raise an alert")
+    alert_cooldown: float = Field(60.0, ge=0, description="seconds after an alert before a source alerts again")
+    alert_webhook: str = Field("", description="POST each alert as JSON to this http(s) URL (implies --alerts)")
+
+    @field_validator("alert_webhook")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if value and not (parts.scheme in ("http", "https") and parts.hostname):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _mqtt_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if value and not (parts.scheme in ("mqtt", "mqtts") and parts.hostname):
+            raise ValueError("must look like mqtt://[user:password@]host[:port][/prefix] (mqtts:// for TLS)")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_scheme(cls, value: str) -> str:
+        if value and urlsplit(value).scheme.split("+")[0] not in DATABASE_SCHEMES:
+            raise ValueError("must start with sqlite:/// or postgresql://")
+        return value
+
+    @model_validator(mode="after")
+    def _retry_order(self) -> "Settings":
+        if self.retry_initial > self.retry_max:
+            raise ValueError("--retry-initial must not be more than --retry-max")
+        return self
 
 
-def validate(settings: Mapping[str, object]) -> None:
-    """UserError for values that would only fail later, deep inside OpenCV or the server."""
-    checks = [
-        (1 <= settings["PORT"] <= 65535, "port must be between 1 and 65535"),
-        (settings["SCALE_FACTOR"] > 1.0, "scale factor must be greater than 1.0"),
-        (settings["MIN_NEIGHBORS"] >= 0, "min neighbors must be 0 or more"),
-        (settings["MIN_FACE_SIZE"] >= 1, "min face size must be at least 1 pixel"),
-        (0.0 <= settings["MIN_CONFIDENCE"] < 1.0, "min confidence must be from 0 up to (not including) 1"),
-        (settings["REDETECT_EVERY"] >= 1, "redetect every must be at least 1 (1 = detect on every frame)"),
-        (settings["LABEL_WINDOW"] >= 1, "label window must be at least 1 (1 = each frame's own label)"),
-        (settings["ANALYSIS_WORKERS"] >= 0, "analysis workers must be 0 (one per core) or more"),
-        (settings["BACKEND"] in CLASSIFIER_BACKENDS, f"backend must be one of {', '.join(CLASSIFIER_BACKENDS)}"),
-        (1 <= settings["JPEG_QUALITY"] <= 100, "JPEG quality must be between 1 and 100"),
-        (settings["IDLE_TIMEOUT"] >= 0, "idle timeout must be 0 or more seconds"),
-        (0 < settings["RETRY_INITIAL"] <= settings["RETRY_MAX"], "retry delays must be positive, initial <= max"),
-        (settings["MAX_UPLOAD_MB"] > 0, "max upload size must be more than 0 MB"),
-        (settings["MAX_IMAGE_PIXELS"] >= 1, "max image pixels must be at least 1"),
-        (settings["ALERT_FRAMES"] >= 1, "alert frames must be at least 1"),
-        (settings["ALERT_COOLDOWN"] >= 0, "alert cool-down must be 0 or more seconds"),
-        (
-            not settings["ALERT_WEBHOOK"] or _is_url(str(settings["ALERT_WEBHOOK"]), ("http", "https")),
-            "alert webhook must be an http:// or https:// URL",
-        ),
-        (
-            not settings["INSTANCE"] or INSTANCE_PATTERN.fullmatch(str(settings["INSTANCE"])),
-            "instance name must be 1-64 letters, digits, '-', '_' or '.', starting with a letter or digit",
-        ),
-        (
-            not settings["DATABASE_URL"] or _url_scheme(str(settings["DATABASE_URL"])) in DATABASE_SCHEMES,
-            "database URL must start with sqlite:/// or postgresql://",
-        ),
-        (
-            not settings["MQTT_URL"] or _is_url(str(settings["MQTT_URL"]), ("mqtt", "mqtts")),
-            "MQTT URL must look like mqtt://[user:password@]host[:port][/prefix] (mqtts:// for TLS)",
-        ),
-        (settings["MQTT_QUEUE"] >= 1, "MQTT queue must hold at least 1 message"),
+# The settings detect.py and evaluate.py take: the ones that choose and tune the analyzer.
+ANALYZER_SETTINGS = (
+    "model",
+    "backend",
+    "detector",
+    "cascade",
+    "scale_factor",
+    "min_neighbors",
+    "min_face_size",
+    "redetect_every",
+    "min_confidence",
+    "label_window",
+)
+FIELDS = Settings.model_fields
+DEFAULTS: dict[str, object] = {name.upper(): field.default for name, field in FIELDS.items()}
+
+
+def default(name: str) -> Any:
+    """A setting's default, for code that takes it as a parameter (the detectors): one default, the app's."""
+    return FIELDS[name].default
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def env_var(name: str) -> str:
+    return ENV_PREFIX + name.upper()
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    """One pydantic error as one line naming the setting's flag and environment variable."""
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if not error["loc"]:
+        return message
+    name = str(error["loc"][0])
+    return f"{flag(name)} / {env_var(name)}: {message} (got {error['input']!r})"
+
+
+def resolve(config: Mapping[str, object] | None = None) -> dict[str, object]:
+    """Defaults, overridden by MASKDETECTOR_* environment variables, overridden by `config` (UPPER_CASE keys as in
+    Flask's config); validated. Keys that are not settings (e.g. SOURCE_FACTORY, TESTING) pass through unchanged.
+    Raises UserError with one line per bad value."""
+    config = dict(config or {})
+    given = {key.lower(): config.pop(key) for key in list(config) if key.lower() in FIELDS}
+    try:
+        settings = Settings(**given)
+    except ValidationError as exc:
+        raise UserError("; ".join(_describe(e) for e in exc.errors())) from None
+    return {**config, **{name.upper(): value for name, value in settings.model_dump().items()}}
+
+
+def shown_default(name: str) -> str:
+    """A default as --help and the docs show it: yes/no for switches, paths inside the project relative to it."""
+    value = FIELDS[name].default
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    text = str(value)
+    return text.removeprefix(str(PROJECT_ROOT) + "/") if text else "(empty)"
+
+
+def type_name(name: str) -> str:
+    annotation = FIELDS[name].annotation
+    if get_origin(annotation) is Literal:
+        return "one of " + ", ".join(f"`{choice}`" for choice in get_args(annotation))
+    names = {bool: "yes/no", int: "whole number", float: "number", str: "text"}
+    return names.get(annotation, "text, repeatable")  # type: ignore[call-overload]
+
+
+def allowed(name: str) -> str:
+    """The range of a setting, from its constraints: e.g. ">= 1, <= 100"."""
+    symbols = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+    bounds = []
+    for constraint in FIELDS[name].metadata:
+        bounds += [
+            f"{s} {getattr(constraint, a)}" for a, s in symbols.items() if getattr(constraint, a, None) is not None
+        ]
+    return ", ".join(bounds)
+
+
+def markdown() -> str:
+    """docs/configuration.md: one row per setting."""
+    analyzer = ", ".join(f"`{flag(name)}`" for name in ANALYZER_SETTINGS)
+    lines = [
+        "# Configuration",
+        "",
+        "<!-- Generated from maskdetector/settings.py by `make docs`; do not edit by hand. -->",
+        "",
+        "Every setting is a flag of `app.py` and an environment variable; the flag wins over the variable,",
+        "the variable over the default. `detect.py` and `evaluate.py scenes` take the model and detector",
+        f"settings ({analyzer}).",
+        '`create_app(config)` takes the same settings as UPPER_CASE keys, e.g. `create_app({"PORT": 8000})`,',
+        "over the environment. Switches take `1`/`0`, `true`/`false`, `yes`/`no` or `on`/`off` in the",
+        "environment and `--NAME`/`--no-NAME` on the command line.",
+        "",
+        "| flag | environment variable | type | default | range | meaning |",
+        "|---|---|---|---|---|---|",
     ]
-    for ok, message in checks:
-        if not ok:
-            raise UserError(message)
+    for name, field in FIELDS.items():
+        lines.append(
+            f"| `{flag(name)}` | `{env_var(name)}` | {type_name(name)} | `{shown_default(name)}` | {allowed(name)} | "
+            f"{field.description} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
-def resolve(config: Mapping[str, object] | None, environ: Mapping[str, str]) -> dict[str, object]:
-    """Defaults, overridden by the environment, overridden by `config`; validated."""
-    settings = {**DEFAULTS, **from_env(environ), **(config or {})}
-    validate(settings)
-    return settings
+if __name__ == "__main__":
+    sys.stdout.write(markdown())

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import servers
 
+from maskdetector.settings import FIELDS, env_var
+
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
 
@@ -32,7 +34,10 @@ def make_face_folder(root: Path, per_class: int = 10, classes: tuple[str, ...] =
 
 @pytest.fixture(autouse=True)
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every app a test builds keeps its statistics and alerts in a temporary folder, never in the project's data/."""
+    """Every app a test builds keeps its statistics and alerts in a temporary folder, never in the project's data/;
+    no setting's variable of the shell running the tests leaks into them."""
+    for name in FIELDS:
+        monkeypatch.delenv(env_var(name), raising=False)
     folder = tmp_path / "data"
     monkeypatch.setenv("MASKDETECTOR_DATA_DIR", str(folder))
     # Fake cameras show the same flat frame again and again, which motion gating would rightly never analyse twice;

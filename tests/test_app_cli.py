@@ -48,13 +48,14 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def test_flags_win_over_environment_over_defaults():
-    env = {"MASKDETECTOR_PORT": "7000", "MASKDETECTOR_MIRROR": "yes", "MASKDETECTOR_SOURCE": "1"}
-    settings = app.parse_args(["--port", "6000", "--no-mirror", "--min-face-size", "60"], env)
+def test_flags_win_over_environment_over_defaults(monkeypatch):
+    assert app.parse_args([])["SOURCE"] == "0"
+    for name, value in {"MASKDETECTOR_PORT": "7000", "MASKDETECTOR_MIRROR": "yes", "MASKDETECTOR_SOURCE": "1"}.items():
+        monkeypatch.setenv(name, value)
+    settings = app.parse_args(["--port", "6000", "--no-mirror", "--min-face-size", "60"])
     assert settings["PORT"] == 6000 and settings["MIRROR"] is False and settings["MIN_FACE_SIZE"] == 60
     assert settings["SOURCE"] == "1"  # from the environment
     assert settings["HOST"] == "127.0.0.1"  # default: this machine only
-    assert app.parse_args([], {})["SOURCE"] == "0"
 
 
 def test_unknown_source_is_one_line_error():
@@ -66,8 +67,8 @@ def test_unknown_source_from_environment_is_one_line_error():
 
 
 def test_bad_flag_value_is_one_line_error():
-    assert_one_line_error(run_app("--port", "many"), "--port")
-    assert_one_line_error(run_app("--jpeg-quality", "0"), "JPEG quality")
+    assert_one_line_error(run_app("--port", "many"), "--port", "valid integer")
+    assert_one_line_error(run_app("--jpeg-quality", "0"), "--jpeg-quality", "greater than or equal to 1")
 
 
 def test_busy_port_is_one_line_error():
@@ -83,22 +84,23 @@ def test_missing_model_is_one_line_error(tmp_path, free_port):
     assert_one_line_error(result, "none.keras", "train.py", only_line=False)
 
 
-def test_source_repeats_for_several_cameras_and_new_features_have_safe_defaults():
-    settings = app.parse_args(["--source", "entrance=0", "--source", "hall=1"], {"MASKDETECTOR_SOURCE": "5"})
-    assert settings["SOURCE"] == ["entrance=0", "hall=1"]  # the flags replace the environment's single source
-    defaults = app.parse_args([], {})
+def test_source_repeats_for_several_cameras_and_new_features_have_safe_defaults(monkeypatch):
+    defaults = app.parse_args([])
     assert defaults["HISTORY"] is True and defaults["DATA_DIR"].endswith("data")
     assert defaults["ALERTS"] is False and defaults["ALERT_WEBHOOK"] == "" and defaults["ALWAYS_ON"] is False
     flags = ["--alerts", "--alert-frames", "5", "--alert-cooldown", "30", "--alert-webhook", "https://hooks.example/x"]
-    settings = app.parse_args([*flags, "--no-history", "--always-on", "--data-dir", "/srv/masks"], {})
+    settings = app.parse_args([*flags, "--no-history", "--always-on", "--data-dir", "/srv/masks"])
     assert settings["ALERTS"] is True and settings["ALERT_FRAMES"] == 5 and settings["ALERT_COOLDOWN"] == 30.0
     assert settings["ALERT_WEBHOOK"] == "https://hooks.example/x" and settings["HISTORY"] is False
     assert settings["ALWAYS_ON"] is True and settings["DATA_DIR"] == "/srv/masks"
+    monkeypatch.setenv("MASKDETECTOR_SOURCE", "5")
+    settings = app.parse_args(["--source", "entrance=0", "--source", "hall=1"])
+    assert settings["SOURCE"] == ["entrance=0", "hall=1"]  # the flags replace the environment's single source
 
 
 def test_bad_camera_and_alert_settings_are_one_line_errors(tmp_path):
-    assert_one_line_error(run_app("--alert-frames", "0"), "alert frames")
-    assert_one_line_error(run_app("--alert-cooldown", "-1"), "cool-down")
+    assert_one_line_error(run_app("--alert-frames", "0"), "--alert-frames")
+    assert_one_line_error(run_app("--alert-cooldown", "-1"), "--alert-cooldown")
     assert_one_line_error(run_app("--alert-webhook", "ftp://hooks.example/x"), "http:// or https://")
     assert_one_line_error(run_app("--source", "door=0", "--source", "door=1"), "'door' is used twice")
     assert_one_line_error(run_app("--sources-file", str(tmp_path / "none.txt")), "cannot read sources file")
@@ -106,7 +108,7 @@ def test_bad_camera_and_alert_settings_are_one_line_errors(tmp_path):
 
 def test_bad_site_settings_are_one_line_errors():
     assert_one_line_error(run_app("--database-url", "mysql://db.lan/stats"), "sqlite:/// or postgresql://")
-    assert_one_line_error(run_app("--instance", "north/door"), "instance name")
+    assert_one_line_error(run_app("--instance", "north/door"), "--instance")
     assert_one_line_error(run_app("--mqtt-url", "http://broker.lan"), "mqtt://[user:password@]host")
     assert_one_line_error(run_app("--mqtt-url", "mqtt://"), "mqtt://[user:password@]host")
-    assert_one_line_error(run_app("--mqtt-queue", "0"), "MQTT queue")
+    assert_one_line_error(run_app("--mqtt-queue", "0"), "--mqtt-queue")

@@ -170,8 +170,8 @@ def test_whole_image_scores_each_crop(run, shared_datasets, tmp_path):
         (["PHOTO", "--model", "none.keras"], "none.keras"),
         (["PHOTO", "-o", "out.mp4"], "exactly one video"),
         (["PHOTO", "-o", "IN_FOLDER"], "overwrite"),
-        (["PHOTO", "--scale-factor", "1.0"], "scale factor"),
-        (["PHOTO", "--redetect-every", "0"], "redetect every"),
+        (["PHOTO", "--scale-factor", "1.0"], "--scale-factor"),
+        (["PHOTO", "--redetect-every", "0"], "--redetect-every"),
     ],
 )
 def test_bad_input_is_one_error_line(run, photo, tmp_path, args, fragment):

@@ -144,15 +144,18 @@ def test_the_int8_path_serves_any_number_of_classes(tmp_path):
 def test_unknown_backend_is_refused(untrained_model):
     with pytest.raises(ModelError, match="unknown classifier backend 'onnx'"):
         MaskClassifier.load(untrained_model, "onnx")
-    with pytest.raises(UserError, match="backend must be one of tflite, tflite-float, keras"):
-        resolve({"BACKEND": "onnx"}, {})
+    with pytest.raises(
+        UserError, match="--backend / MASKDETECTOR_BACKEND: Input should be 'tflite', 'tflite-float' or 'keras'"
+    ):
+        resolve({"BACKEND": "onnx"})
 
 
-def test_backend_setting_reaches_the_classifier(untrained_model):
-    settings = resolve({"MODEL": str(untrained_model), "DETECTOR": "haar"}, {"MASKDETECTOR_BACKEND": "keras"})
+def test_backend_setting_reaches_the_classifier(untrained_model, monkeypatch):
+    assert resolve({})["BACKEND"] == "tflite"
+    monkeypatch.setenv("MASKDETECTOR_BACKEND", "keras")
+    settings = resolve({"MODEL": str(untrained_model), "DETECTOR": "haar"})
     analyzer = build_analyzer(settings)
     assert analyzer.classifier.classifier.backend == "keras"
-    assert resolve({}, {})["BACKEND"] == "tflite"
 
 
 @pytest.mark.parametrize("name", ["haar", "haar-multi"])

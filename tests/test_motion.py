@@ -114,7 +114,8 @@ def test_each_video_gets_its_own_follower():
     assert FrameAnalyzer(ScriptedDetector(), StubClassifier()).for_video().detector.__class__ is ScriptedDetector
 
 
-def test_redetect_every_setting():
-    assert resolve({}, {"MASKDETECTOR_REDETECT_EVERY": "1"})["REDETECT_EVERY"] == 1
-    with pytest.raises(UserError, match="redetect every must be at least 1"):
-        resolve({"REDETECT_EVERY": 0}, {})
+def test_redetect_every_setting(monkeypatch):
+    monkeypatch.setenv("MASKDETECTOR_REDETECT_EVERY", "1")
+    assert resolve({})["REDETECT_EVERY"] == 1
+    with pytest.raises(UserError, match="--redetect-every / MASKDETECTOR_REDETECT_EVERY: Input should be greater"):
+        resolve({"REDETECT_EVERY": 0})

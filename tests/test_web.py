@@ -152,7 +152,7 @@ def test_bad_source_and_model_are_one_line_errors(untrained_model, tmp_path):
     (tmp_path / "labels.json").write_text(json.dumps({"classes": ["with_mask", "without_mask"]}))
     with pytest.raises(ModelError, match="not a readable Keras model"):
         create_app({"MODEL": str(corrupt), "SOURCE": "0"})
-    with pytest.raises(UserError, match="JPEG quality"):
+    with pytest.raises(UserError, match="--jpeg-quality"):
         create_app({"MODEL": str(untrained_model), "SOURCE": "0", "JPEG_QUALITY": 0})
 
 

@@ -7,7 +7,6 @@ returning a FrameSource, or {name: callable} for several sources), CLOCK (Unix t
 minutes quickly) and a small model in `config`.
 """
 
-import os
 import time
 from collections.abc import Callable, Mapping
 from functools import partial
@@ -48,7 +47,7 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     Raises UserError/ModelError (one-line messages) for a bad source, detector setting, model or data folder.
     Call `get_state(app).close()` when done to stop the capture threads and background writers.
     """
-    settings = resolve(config, os.environ)
+    settings = resolve(config)
     sources = _source_factories(settings)
     analyzer = build_analyzer(settings)
     data_dir = Path(str(settings["DATA_DIR"]))

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from functools import partial
 
 from maskdetector.errors import UserError
+from maskdetector.settings import default
 from maskdetector.types import FaceDetector
 from maskdetector.vision.detectors.blazeface import BlazeFaceDetector, Calibration
 from maskdetector.vision.detectors.combined import CombinedDetector
@@ -31,7 +32,9 @@ BLAZEFACE_CALIBRATION = Calibration(
 BLAZEFACE_BOX = {"box_scale": (0.93, 1.08), "box_shift": 0.04}
 
 
-def blazeface_and_mtcnn(min_confidence: float | None = None, min_face_size: int = 20) -> CombinedDetector:
+def blazeface_and_mtcnn(
+    min_confidence: float | None = None, min_face_size: int = default("min_face_size")
+) -> CombinedDetector:
     """`blazeface`, plus MTCNN (at its own default confidence) for the faces it missed: the most faces found on
     scenes-dev, at MTCNN's speed. `min_confidence` is BlazeFace's."""
     blazeface = DETECTORS["blazeface"](min_confidence=min_confidence, min_face_size=min_face_size)

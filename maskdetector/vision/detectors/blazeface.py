@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from maskdetector.errors import UserError
+from maskdetector.settings import default
 from maskdetector.types import Box
 from maskdetector.vision.boxes import clip_box, nms_groups, reshape_box, weighted_nms
 from maskdetector.vision.detectors.onet import OnetVerifier
@@ -179,7 +180,7 @@ class BlazeFaceDetector:
     def __init__(
         self,
         min_confidence: float | None = None,
-        min_face_size: int = 20,
+        min_face_size: int = default("min_face_size"),
         models: str = "full",
         mirror: bool = False,
         nms_threshold: float = 0.3,

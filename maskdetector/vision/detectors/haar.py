@@ -8,6 +8,7 @@ import numpy as np
 
 from maskdetector.constants import PROJECT_ROOT
 from maskdetector.errors import UserError
+from maskdetector.settings import default
 from maskdetector.types import Box
 from maskdetector.vision.boxes import clip_box, reshape_box, weighted_nms
 
@@ -51,9 +52,9 @@ class HaarDetector:
     def __init__(
         self,
         cascade: str | Path | None = None,
-        scale_factor: float = 1.1,
-        min_neighbors: int = 5,
-        min_face_size: int = 40,
+        scale_factor: float = default("scale_factor"),
+        min_neighbors: int = default("min_neighbors"),
+        min_face_size: int = default("min_face_size"),
         detect_width: int | None = DETECT_WIDTH,
     ) -> None:
         self._cascade = load_cascade(Path(cascade) if cascade else default_cascade_path())
@@ -102,9 +103,9 @@ class MultiHaarDetector(HaarDetector):
 
     def __init__(
         self,
-        scale_factor: float = 1.1,
-        min_neighbors: int = 5,
-        min_face_size: int = 40,
+        scale_factor: float = default("scale_factor"),
+        min_neighbors: int = default("min_neighbors"),
+        min_face_size: int = default("min_face_size"),
         profile: bool = True,
         nms_threshold: float = 0.3,
         box_scale: tuple[float, float] = BOX_SCALE,

@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 
 from maskdetector.errors import UserError
+from maskdetector.settings import default
 from maskdetector.types import Box
 from maskdetector.vision.boxes import clip_box, reshape_box, resized
 
@@ -45,7 +46,7 @@ class MtcnnDetector:
     def __init__(
         self,
         min_confidence: float | None = None,
-        min_face_size: int = 20,
+        min_face_size: int = default("min_face_size"),
         threshold_pnet: float = 0.6,
         threshold_rnet: float = 0.7,
         box_scale: tuple[float, float] = BOX_SCALE,
