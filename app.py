@@ -13,6 +13,7 @@ import sys
 from maskdetector.cli import EPILOG, OneLineParser, add_settings_options, settings_from_args
 from maskdetector.errors import UserError
 from maskdetector.sources.parsing import sources_from_settings
+from maskdetector.vision.tensorflow_runtime import load_tensorflow
 
 log = logging.getLogger("maskdetector.app")
 
@@ -50,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         ensure_port_free(settings["HOST"], settings["PORT"])
         from werkzeug.serving import make_server
 
-        from maskdetector.web.app import create_app  # imports TensorFlow: only once the input is known good
+        load_tensorflow()  # only once the input is known good: it takes seconds
+        from maskdetector.web.app import create_app
         from maskdetector.web.state import get_state
 
         app = create_app(settings)
@@ -63,8 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     names = ", ".join(f"{name} ({camera.hub.source_name})" for name, camera in get_state(app).cameras.items())
-    log.info("serving %s on http://%s:%s (Ctrl+C to stop)", names, *server.server_address[:2])
-    try:
+    try:  # a SIGTERM right after the line below must still shut down cleanly
+        log.info("serving %s on http://%s:%s (Ctrl+C to stop)", names, *server.server_address[:2])
         server.serve_forever()
     except KeyboardInterrupt:
         pass

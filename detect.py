@@ -26,6 +26,7 @@ from maskdetector.sources.files import (
 )
 from maskdetector.types import Face, FileAnalyzer
 from maskdetector.vision.annotation import draw_faces
+from maskdetector.vision.tensorflow_runtime import load_tensorflow
 
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, object]]:
@@ -98,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         args, settings = parse_args(argv)
         inputs = plan_inputs(args.inputs)  # cheap checks first: the model load below takes seconds
         writer = AnnotatedWriter(args.output, inputs) if args.output else None
-        from maskdetector.vision.analyzers import WholeImageAnalyzer, build_analyzer  # imports TensorFlow
+        load_tensorflow()
+        from maskdetector.vision.analyzers import WholeImageAnalyzer, build_analyzer
 
         analyzer = build_analyzer(settings)
         if args.whole_image:

@@ -22,6 +22,7 @@ from maskdetector.errors import UserError
 from maskdetector.settings import ANALYZER_SETTINGS
 from maskdetector.training.datasets import SceneAnnotation, is_holdout_scene, load_scene_annotations
 from maskdetector.vision.detectors import DETECTORS
+from maskdetector.vision.tensorflow_runtime import load_tensorflow
 
 IOU_THRESHOLDS = (0.3, 0.5)
 # Column headings of the per-class recall, in this order; other annotated classes follow under their own names.
@@ -101,6 +102,7 @@ def folder_scenes(folder: Path, args: argparse.Namespace) -> list[SceneAnnotatio
 
 
 def evaluate_scenes(args: argparse.Namespace, settings: dict[str, object]) -> int:
+    load_tensorflow()
     from maskdetector.training.scene_eval import mean_ms, run_scenes, score_scenes
     from maskdetector.vision.analyzers import detector_from_settings
     from maskdetector.vision.classifier import MaskClassifier  # imports TensorFlow: after the cheap checks

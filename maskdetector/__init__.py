@@ -2,5 +2,5 @@
 
 import os
 
-# TensorFlow's C++ start-up chatter (oneDNN, CPU feature notes) drowns real messages on a terminal.
+# TensorFlow's native INFO and WARNING lines once it has started (vision/tensorflow_runtime.py drops the ones before).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

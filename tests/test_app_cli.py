@@ -1,11 +1,15 @@
 """app.py's command line: settings from flags over environment, and one-line errors with exit code 2."""
 
 import os
+import re
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 import app
@@ -27,10 +31,7 @@ def run_app(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str, only_line: bool = True) -> None:
-    """Exit code 2 and a single `error:` line, the last one; with only_line, nothing else on stderr either.
-
-    (Once TensorFlow is imported its C++ start-up notes reach stderr; no environment variable silences them.)
-    """
+    """Exit code 2 and a single `error:` line, the last one; with only_line, nothing else on stderr either."""
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert "Traceback" not in result.stderr
@@ -81,7 +82,7 @@ def test_busy_port_is_one_line_error():
 
 def test_missing_model_is_one_line_error(tmp_path, free_port):
     result = run_app("--model", str(tmp_path / "none.keras"), "--port", str(free_port))
-    assert_one_line_error(result, "none.keras", "train.py", only_line=False)
+    assert_one_line_error(result, "none.keras", "train.py")  # TensorFlow started, and said nothing
 
 
 def test_source_repeats_for_several_cameras_and_new_features_have_safe_defaults(monkeypatch):
@@ -112,3 +113,30 @@ def test_bad_site_settings_are_one_line_errors():
     assert_one_line_error(run_app("--mqtt-url", "http://broker.lan"), "mqtt://[user:password@]host")
     assert_one_line_error(run_app("--mqtt-url", "mqtt://"), "mqtt://[user:password@]host")
     assert_one_line_error(run_app("--mqtt-queue", "0"), "--mqtt-queue")
+
+
+def test_start_up_prints_only_the_apps_own_log_lines(tmp_path, free_port, untrained_model):
+    """No TensorFlow start-up chatter (oneDNN, cuInit on a CPU machine, XNNPACK) between the app's lines."""
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for i in range(10):
+        writer.write(np.full((48, 64, 3), i * 20, np.uint8))
+    writer.release()
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("MASKDETECTOR_", "TF_CPP"))}
+    command = [sys.executable, str(APP), "--source", str(video), "--model", str(untrained_model)]
+    app = subprocess.Popen([*command, "--port", str(free_port)], stderr=subprocess.PIPE, text=True, env=environ)
+    watchdog = threading.Timer(300, app.kill)  # ends the read loop below if the app never says it is serving
+    watchdog.start()
+    lines = []
+    try:
+        for line in app.stderr:
+            lines.append(line.rstrip("\n"))
+            if "serving" in line:
+                break
+    finally:
+        watchdog.cancel()
+        app.terminate()
+        lines += [line.rstrip("\n") for line in app.communicate(timeout=60)[1].splitlines()]
+    assert any("serving" in line for line in lines), lines
+    log_line = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (INFO|WARNING) maskdetector[.\w]*: ")
+    assert [line for line in lines if not log_line.match(line)] == [], "\n".join(lines)

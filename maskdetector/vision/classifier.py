@@ -21,6 +21,7 @@ from maskdetector.errors import ModelError
 from maskdetector.types import Prediction
 from maskdetector.vision.model import used_input_size, with_input_size, without_channels
 from maskdetector.vision.preprocessing import faces_to_batch
+from maskdetector.vision.tensorflow_runtime import native_stderr_silenced
 from maskdetector.vision.tflite import make_interpreter, threads_here
 
 log = logging.getLogger(__name__)
@@ -171,7 +172,8 @@ def to_tflite(model: keras.Model, calibration: np.ndarray | None = None) -> byte
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
             converter.representative_dataset = lambda: ([image[np.newaxis]] for image in calibration)
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        return converter.convert()
+        with native_stderr_silenced():  # the quantizer prints its settings ("fully_quantize: 0, ...") natively
+            return converter.convert()
 
 
 def calibration_faces(size: Sequence[int], count: int = CALIBRATION_IMAGES) -> np.ndarray:

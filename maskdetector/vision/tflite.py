@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from maskdetector.vision.tensorflow_runtime import load_tensorflow, native_stderr_silenced
+
 # Intra-op threads per interpreter: every core up to 4; a single invoke on this project's small models
 # does not speed up beyond that, and more threads only contend with the capture and encoding threads.
 # A thread that runs beside others of its kind (the live analysis pool) asks for fewer: `interpreter_threads`.
@@ -43,15 +45,13 @@ def make_interpreter(
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
-        import tensorflow as tf
-
-        Interpreter = tf.lite.Interpreter  # noqa: N806
-    with warnings.catch_warnings():
+        Interpreter = load_tensorflow().lite.Interpreter  # noqa: N806
+    with warnings.catch_warnings(), native_stderr_silenced():  # "Created TensorFlow Lite XNNPACK delegate for CPU"
         warnings.simplefilter("ignore")  # TensorFlow's deprecation notice pointing to LiteRT
         interpreter = Interpreter(
             model_path=str(model_path) if model_path else None,
             model_content=model_content,
             num_threads=num_threads or threads_here(),
         )
-    interpreter.allocate_tensors()
+        interpreter.allocate_tensors()
     return interpreter
