@@ -21,7 +21,7 @@ from maskdetector.sources.files import (
     Input,
     Progress,
     VideoInput,
-    analyse_in_order,
+    analyze_in_order,
     plan_inputs,
 )
 from maskdetector.types import Face, FileAnalyzer
@@ -56,7 +56,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, ob
 def run(
     inputs: list[Input], analyzer: FileAnalyzer, writer: AnnotatedWriter | None, as_json: bool, progress: Progress
 ) -> int:
-    """Analyse every frame of every input in order, decoding, analysis and output overlapped (batch.analyse_in_order);
+    """Analyze every frame of every input in order, decoding, analysis and output overlapped (files.analyze_in_order);
     returns the number of frames processed.
 
     Ctrl+C (the way to stop a camera) ends the run early but normally: outputs are finished, the summary printed.
@@ -84,7 +84,7 @@ def run(
             if bar:
                 progress.start(item.name, total)
             frame_analyzer = analyzer.for_video() if isinstance(item, VideoInput) else analyzer
-            analyse_in_order(item.frames(), frame_analyzer.analyze, emit)
+            analyze_in_order(item.frames(), frame_analyzer.analyze, emit)
             if bar:
                 progress.finish()
     except KeyboardInterrupt:

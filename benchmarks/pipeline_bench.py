@@ -10,7 +10,7 @@ photo per second, each slowly zooming and panning so the faces move. Then, all o
    labels on every scenes-dev crop;
 2. (a) the naive loop of the design's reference implementations: Haar on the full frame, `model.predict` on each
    face crop one by one, draw, JPEG-encode; then one row per optimisation up to (b), the project's pipeline
-   (batch.analyse_in_order with the detector on 1 frame in 3 and faces followed in between, what detect.py
+   (files.analyze_in_order with the detector on 1 frame in 3 and faces followed in between, what detect.py
    runs on a video) with Haar and with the default BlazeFace. Every frame is classified, drawn and encoded.
    Prints fps, ms per frame at p50 and p95 (time between finished frames), faces per frame, face recall
    against the clip's annotation boxes (IoU 0.3: following must not lose faces) and b/a;
@@ -47,7 +47,7 @@ import numpy as np  # noqa: E402
 
 from maskdetector.constants import DEFAULT_MODEL_PATH  # noqa: E402
 from maskdetector.settings import DEFAULTS  # noqa: E402
-from maskdetector.sources.files import Frame, VideoInput, analyse_in_order  # noqa: E402
+from maskdetector.sources.files import Frame, VideoInput, analyze_in_order  # noqa: E402
 from maskdetector.training.datasets import load_scene_annotations, load_scene_crops  # noqa: E402
 from maskdetector.types import Box, Face  # noqa: E402
 from maskdetector.vision.annotation import annotate, encode_jpeg  # noqa: E402
@@ -165,7 +165,7 @@ def follow_ms(clip: Path, truth: list[list[Box]]) -> float:
 
 
 def naive_loop(clip: Path, truth: list[list[Box]], model: keras.Model, class_names: list[str]) -> Run:
-    """The reference loop: Haar on the full grey frame, model.predict per face crop, draw, JPEG-encode."""
+    """The reference loop: Haar on the full gray frame, model.predict per face crop, draw, JPEG-encode."""
     cascade = cv2.CascadeClassifier(str(default_cascade_path()))
     run = Run(truth)
     for frame in decoded(clip):
@@ -183,7 +183,7 @@ def naive_loop(clip: Path, truth: list[list[Box]], model: keras.Model, class_nam
 
 
 def project_pass(clip: Path, truth: list[list[Box]], analyzer: FrameAnalyzer, overlapped: bool) -> Run:
-    """Every frame: analyse, annotate and JPEG-encode as the stream does; overlapped as detect.py runs it."""
+    """Every frame: analyze, annotate and JPEG-encode as the stream does; overlapped as detect.py runs it."""
     run = Run(truth)
     analyzer = analyzer.for_video()  # one video: the detector may skip frames and follow the faces (face_following.py)
 
@@ -192,7 +192,7 @@ def project_pass(clip: Path, truth: list[list[Box]], analyzer: FrameAnalyzer, ov
         run.done([face.box for face in faces])
 
     if overlapped:
-        analyse_in_order(decoded(clip), analyzer.analyze, emit)
+        analyze_in_order(decoded(clip), analyzer.analyze, emit)
     else:
         for frame in decoded(clip):
             emit(frame, analyzer.analyze(frame.image))
@@ -342,7 +342,7 @@ def main() -> None:
         "(classifier: median; following: mean):"
     )
     frame_steps = {
-        "Haar, full 640x480 grey frame": cascade_full.detect,
+        "Haar, full 640x480 gray frame": cascade_full.detect,
         f"Haar, frame shrunk to {HaarDetector.DETECT_WIDTH} px wide": cascade_small.detect,
         "Haar, frame shrunk to 320 px wide": cascade_320.detect,
         "BlazeFace (default detector, 4 views)": blazeface.detect,

@@ -96,7 +96,7 @@ class Settings(BaseSettings):
     )
     mqtt_queue: int = Field(1000, ge=1, description="messages kept while the MQTT broker is away; more are dropped")
     always_on: bool = Field(
-        False, description="keep every source open and analysed with nobody watching, for statistics and alerts"
+        False, description="keep every source open and analyzed with nobody watching, for statistics and alerts"
     )
     alerts: bool = Field(False, description="alert when a face without a mask stays in view")
     alert_frames: int = Field(10, ge=1, description="frames in a row without a mask that raise an alert")

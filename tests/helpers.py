@@ -15,7 +15,7 @@ from werkzeug.serving import make_server
 from maskdetector.sources.capture import SourceError
 from maskdetector.types import Face
 
-FRAME_VALUE = 180  # fake frames are flat grey at this level; placeholders are dark (~32)
+FRAME_VALUE = 180  # fake frames are flat gray at this level; placeholders are dark (~32)
 
 
 class FakeCamera:

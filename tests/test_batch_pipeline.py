@@ -1,4 +1,4 @@
-"""detect.py's overlapped frame pipeline: every frame analysed and emitted once, in order; errors and early exits."""
+"""detect.py's overlapped frame pipeline: every frame analyzed and emitted once, in order; errors and early exits."""
 
 import threading
 import time
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from maskdetector.errors import UserError
-from maskdetector.sources.files import Frame, analyse_in_order, prefetched
+from maskdetector.sources.files import Frame, analyze_in_order, prefetched
 from maskdetector.types import Face
 
 
@@ -20,11 +20,11 @@ def numbered_frames(n: int, closed: list[bool] | None = None):
             closed.append(True)
 
 
-def test_every_frame_is_analysed_and_emitted_once_in_order():
-    analysed, emitted, threads = [], [], set()
+def test_every_frame_is_analyzed_and_emitted_once_in_order():
+    analyzed, emitted, threads = [], [], set()
 
     def analyze(image: np.ndarray) -> list[Face]:
-        analysed.append(int(image[0, 0, 0]))
+        analyzed.append(int(image[0, 0, 0]))
         time.sleep(0.001 * (int(image[0, 0, 0]) % 3))  # uneven frame times
         return [Face((0, 0, 2, 2), "with_mask", image[0, 0, 0] / 255)]
 
@@ -33,8 +33,8 @@ def test_every_frame_is_analysed_and_emitted_once_in_order():
         assert faces[0].confidence == frame.image[0, 0, 0] / 255  # each frame with its own faces
         emitted.append(frame.index)
 
-    analyse_in_order(numbered_frames(50), analyze, emit)
-    assert analysed == emitted == list(range(50))
+    analyze_in_order(numbered_frames(50), analyze, emit)
+    assert analyzed == emitted == list(range(50))
     assert threading.current_thread().name not in threads  # writing ran beside the analysis
 
 
@@ -45,7 +45,7 @@ def test_a_decoding_error_arrives_after_the_frames_before_it():
 
     emitted = []
     with pytest.raises(UserError, match="gave no frames"):
-        analyse_in_order(broken(), lambda image: [], lambda frame, faces: emitted.append(frame.index))
+        analyze_in_order(broken(), lambda image: [], lambda frame, faces: emitted.append(frame.index))
     assert emitted == [0, 1, 2]
 
 

@@ -1,5 +1,5 @@
-"""Motion gating: a camera on a still scene is analysed once and then left alone (its frames still streamed, the
-skips counted in the statistics), and the first frame in which something moves is analysed at once."""
+"""Motion gating: a camera on a still scene is analyzed once and then left alone (its frames still streamed, the
+skips counted in the statistics), and the first frame in which something moves is analyzed at once."""
 
 import numpy as np
 from helpers import CountingAnalyzer, FakeCamera, FakeSource, wait_until
@@ -37,18 +37,18 @@ class StillCamera(FakeCamera):
         return source
 
 
-def test_a_still_scene_is_analysed_once_and_a_change_at_once(shared_datasets):
+def test_a_still_scene_is_analyzed_once_and_a_change_at_once(shared_datasets):
     picture = read_image(shared_datasets / "scenes-dev" / "images" / f"{SCENE}.png")
     camera, analyzer = StillCamera(picture), CountingAnalyzer()
     hub = StreamHub(camera, analyzer, "corridor", idle_timeout=30, motion_gating=True)
     frames = hub.frames()
     try:
         next(frames)  # the first viewer starts the capture thread
-        wait_until(lambda: hub.stats()["analysed"] == 1, what="the first analysis")
+        wait_until(lambda: hub.stats()["analyzed"] == 1, what="the first analysis")
         for _ in range(40):
             next(frames)
         stats = hub.stats()
-        assert analyzer.calls == stats["analysed"] == 1  # the first frame only
+        assert analyzer.calls == stats["analyzed"] == 1  # the first frame only
         assert stats["skipped_still"] >= 38 and stats["frames"] >= 40  # every frame streamed
         camera.someone = True
         wait_until(lambda: analyzer.calls == 2, what="the analysis of the frame someone walked into")
@@ -65,7 +65,7 @@ def test_slow_change_adds_up_until_it_counts():
     gate = MotionGate()
     frame = np.full((480, 640, 3), 100, np.uint8)
     assert gate.moved(frame)  # the first frame always goes through
-    lighter = [frame + step for step in range(1, 20)]  # one grey level per frame: never 12 between two frames
+    lighter = [frame + step for step in range(1, 20)]  # one gray level per frame: never 12 between two frames
     let_through = [gate.moved(f) for f in lighter]
     assert let_through.index(True) == 11  # 12 levels above the last frame let through
     assert gate.moved(np.zeros((240, 320, 3), np.uint8))  # another frame size: a new picture

@@ -82,7 +82,7 @@ def test_every_camera_gets_its_turn_however_fast_its_frames_come(pool):
         lanes[name].submit(frame(counters[name]))
 
     for name in "abcd":
-        # Each camera has a new frame ready the moment its last one is analysed; "a" even gets ten at a time.
+        # Each camera has a new frame ready the moment its last one is analyzed; "a" even gets ten at a time.
         lanes[name] = scheduler.lane(turnstile.analyzer(name), lambda f, faces, n=name: next_frame(n), name)
     for name in "abcd":
         for _ in range(10 if name == "a" else 1):
@@ -94,12 +94,12 @@ def test_every_camera_gets_its_turn_however_fast_its_frames_come(pool):
     turnstile.allow(1000)
 
 
-def test_a_camera_is_analysed_on_its_newest_frame(pool):
+def test_a_camera_is_analyzed_on_its_newest_frame(pool):
     turnstile, scheduler = Turnstile(), pool(1)
     lane = scheduler.lane(turnstile.analyzer("door"), lambda f, faces: None, "door")
     lane.submit(frame(1))
     wait_until(lambda: turnstile.started, what="the first analysis")
-    for number in range(2, 11):  # arrive while frame 1 is being analysed: only the last one waits
+    for number in range(2, 11):  # arrive while frame 1 is being analyzed: only the last one waits
         lane.submit(frame(number))
     turnstile.allow(2)
     wait_until(lambda: len(turnstile.started) == 2, what="the second analysis")
@@ -119,7 +119,7 @@ def test_the_pool_threads_work_side_by_side_but_one_camera_never_twice_at_once(p
     wait_until(lambda: len(turnstile.started) == 3, what="the third camera's turn")
 
     alone = scheduler.lane(turnstile.analyzer("alone"), lambda f, faces: None, "alone")
-    for number in range(2, 6):  # two threads free, frames coming faster than they are analysed
+    for number in range(2, 6):  # two threads free, frames coming faster than they are analyzed
         alone.submit(frame(number))
     turnstile.allow(1000)
     wait_until(lambda: ("alone", 5) in turnstile.started and turnstile.running == 0, what="the pool to go idle")

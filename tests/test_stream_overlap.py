@@ -76,8 +76,8 @@ def make_hub(camera: FakeCamera, analyzer: GatedAnalyzer, **options: object) -> 
 
 def test_stream_runs_on_while_analysis_is_busy_and_analysis_takes_the_newest_frame():
     camera, analyzer = NumberedCamera(fps=100, shape=(120, 160)), GatedAnalyzer()
-    analysed: list[int] = []
-    hub = make_hub(camera, analyzer, on_analysis=lambda frame, faces: analysed.append(frame_number(frame)))
+    analyzed: list[int] = []
+    hub = make_hub(camera, analyzer, on_analysis=lambda frame, faces: analyzed.append(frame_number(frame)))
     frames = hub.frames()
     next(frames)
     wait_until(lambda: analyzer.started, what="the first analysis")
@@ -96,9 +96,9 @@ def test_stream_runs_on_while_analysis_is_busy_and_analysis_takes_the_newest_fra
     analyzer.allow(1000)
     hub.close()
 
-    assert analysed == analyzer.started  # on_analysis once per analysed frame, with that frame
+    assert analyzed == analyzer.started  # on_analysis once per analyzed frame, with that frame
     stats = hub.stats()
-    assert stats["analysed"] == len(analysed) < stats["frames"] == camera.reads
+    assert stats["analyzed"] == len(analyzed) < stats["frames"] == camera.reads
 
 
 def test_frames_between_analyses_carry_the_latest_boxes():

@@ -61,7 +61,7 @@ def test_ten_viewers_share_one_capture_and_one_inference_per_frame(camera):
     assert len(received) == 10 and all(len(got) == 5 for got in received)
     assert camera.opens == 1
     assert camera.releases == 1
-    assert analyzer.calls == camera.reads  # each frame analysed once, whatever the number of viewers
+    assert analyzer.calls == camera.reads  # each frame analyzed once, whatever the number of viewers
     assert hub.stats()["frames"] == camera.reads
 
 

@@ -67,7 +67,7 @@ def test_one_person_through_the_hub_is_counted_once(data_dir):
     frames = hub.frames()
     next(frames)  # the first viewer starts the worker
     try:
-        wait_until(lambda: analyzer.calls >= 30, what="30 analysed frames")
+        wait_until(lambda: analyzer.calls >= 30, what="30 analyzed frames")
     finally:
         frames.close()
         hub.close()

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 VIDEO_SUFFIX = ".mp4"
 VIDEO_FOURCC = "mp4v"
 PROGRESS_INTERVAL_S = 0.1
-# Frames decoded ahead of the analysis, and analysed frames waiting to be written: enough to even out
+# Frames decoded ahead of the analysis, and analyzed frames waiting to be written: enough to even out
 # uneven frame times, bounded so a long video never piles up in memory.
 PIPELINE_DEPTH = 4
 
@@ -251,13 +251,13 @@ def prefetched(items: Iterator[T], depth: int = PIPELINE_DEPTH) -> Iterator[T]:
                 items.close()
 
 
-def analyse_in_order(
+def analyze_in_order(
     frames: Iterator[Frame],
     analyze: Callable[[np.ndarray], list[Face]],
     emit: Callable[[Frame, list[Face]], None],
     depth: int = PIPELINE_DEPTH,
 ) -> None:
-    """Analyse every frame, in order, and hand each with its faces to `emit` (draw, encode, write, print).
+    """Analyze every frame, in order, and hand each with its faces to `emit` (draw, encode, write, print).
 
     Three stages overlap on their own threads: decoding the next frames, this analysis, and emitting the frames
     before it (one emitting thread, so outputs keep the frames' order); the queues between them hold at most
@@ -271,5 +271,5 @@ def analyse_in_order(
                 if len(pending) > depth:
                     pending.popleft().result()
         finally:
-            while pending:  # the frames analysed so far are still written, also after Ctrl+C
+            while pending:  # the frames analyzed so far are still written, also after Ctrl+C
                 pending.popleft().result()

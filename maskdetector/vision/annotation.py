@@ -19,7 +19,7 @@ PLACEHOLDER_SIZE = (480, 640)  # (height, width) when no real frame size is know
 
 
 def face_caption(face: Face) -> tuple[str, tuple[int, int, int]]:
-    """("Mask 98%", BGR colour) for a face; labels the display table lacks keep their raw name in grey."""
+    """("Mask 98%", BGR colour) for a face; labels the display table lacks keep their raw name in gray."""
     name, colour = CLASS_DISPLAY.get(face.label, (face.label, UNKNOWN_COLOUR))
     return f"{name} {face.confidence:.0%}", colour
 

@@ -18,14 +18,14 @@ import numpy as np
 from maskdetector.types import Box, FaceDetector
 
 TEMPLATE_WIDTH = 32  # faces are matched at this width: enough detail to place a face, cheap at any face size
-SEARCH_MARGIN = 0.35  # how far (a fraction of the face's size) a face may move between two analysed frames
+SEARCH_MARGIN = 0.35  # how far (a fraction of the face's size) a face may move between two analyzed frames
 MIN_MATCH = 0.6  # normalised correlation below which the face is taken to have changed: detect again
 
 
 @dataclass
 class _Followed:
     box: Box
-    template: np.ndarray  # grey, at `scale` of the frame
+    template: np.ndarray  # gray, at `scale` of the frame
     scale: float
 
 
@@ -46,7 +46,7 @@ class FaceFollower:
     def detect(self, frame_bgr: np.ndarray) -> list[Box]:
         self._since_detection += 1
         # With no face to follow there is nothing to save: the detector looks for new ones on every frame (a frame
-        # where nothing moved is not analysed at all on a live stream: motion_gate.py).
+        # where nothing moved is not analyzed at all on a live stream: motion_gate.py).
         if self._since_detection < self.redetect_every and frame_bgr.shape == self._shape and self._faces:
             boxes = self._follow(frame_bgr)
             if boxes is not None:
@@ -71,17 +71,17 @@ class FaceFollower:
         return boxes
 
 
-def _grey(frame_bgr: np.ndarray, x0: int, y0: int, x1: int, y1: int, scale: float) -> np.ndarray:
+def _gray(frame_bgr: np.ndarray, x0: int, y0: int, x1: int, y1: int, scale: float) -> np.ndarray:
     region = frame_bgr[y0:y1, x0:x1]
-    grey = cv2.cvtColor(region, cv2.COLOR_BGR2GRAY) if region.ndim == 3 else region
+    gray = cv2.cvtColor(region, cv2.COLOR_BGR2GRAY) if region.ndim == 3 else region
     size = (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale)))
-    return cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+    return cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
 
 
 def _remember(frame_bgr: np.ndarray, box: Box) -> _Followed:
     x, y, w, h = box
     scale = min(1.0, TEMPLATE_WIDTH / max(w, 1))
-    return _Followed(box, _grey(frame_bgr, x, y, x + w, y + h, scale), scale)
+    return _Followed(box, _gray(frame_bgr, x, y, x + w, y + h, scale), scale)
 
 
 def _match(frame_bgr: np.ndarray, face: _Followed) -> Box | None:
@@ -90,7 +90,7 @@ def _match(frame_bgr: np.ndarray, face: _Followed) -> Box | None:
     height, width = frame_bgr.shape[:2]
     x0, y0 = max(0, x - dx), max(0, y - dy)
     x1, y1 = min(width, x + w + dx), min(height, y + h + dy)
-    search = _grey(frame_bgr, x0, y0, x1, y1, face.scale)
+    search = _gray(frame_bgr, x0, y0, x1, y1, face.scale)
     template = face.template
     if search.shape[0] < template.shape[0] or search.shape[1] < template.shape[1] or template.std() < 1.0:
         return None  # at the frame's edge, or a flat patch that matches anywhere

@@ -18,7 +18,7 @@ def read_image(path: str | Path) -> np.ndarray | None:
     """Read an image file as 8-bit BGR, or None if it is not a readable image.
 
     Reads bytes and decodes from memory so that non-ASCII paths work, and any pixel format
-    (grey, alpha, 16-bit) comes back as 3-channel uint8.
+    (gray, alpha, 16-bit) comes back as 3-channel uint8.
     """
     try:
         data = np.fromfile(str(path), dtype=np.uint8)

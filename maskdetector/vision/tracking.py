@@ -5,7 +5,7 @@ Faces of consecutive frames are matched greedily by box overlap (IoU, best pairs
 no face for `max_missed` frames ends. A track becomes one sighting once it has been seen in `min_hits` frames,
 so a one-frame false detection never counts, labelled with its most frequent label up to then.
 `LabelSmoother` labels each face of a video by its track's class probabilities averaged over its last
-`window` analysed frames (LABEL_WINDOW: one wrong frame, or two, among five cannot flip a box or start an alert;
+`window` analyzed frames (LABEL_WINDOW: one wrong frame, or two, among five cannot flip a box or start an alert;
 a real change shows after three frames, a tenth of a second at 30 fps).
 """
 
@@ -22,9 +22,9 @@ IOU_THRESHOLD = 0.3  # loose: faces move between frames, and different people ra
 MIN_HITS = 3
 MAX_MISSED = 10  # frames: bridges a face the detector misses now and then
 # Stricter than for counting: a track's probabilities must not pass to another face that happens to overlap its
-# place (a scene cut, two people crossing); one face between two analysed frames overlaps itself far more.
+# place (a scene cut, two people crossing); one face between two analyzed frames overlaps itself far more.
 SMOOTHING_IOU = 0.5
-LABEL_WINDOW = 5  # analysed frames whose class probabilities make a tracked face's label (1: each frame alone)
+LABEL_WINDOW = 5  # analyzed frames whose class probabilities make a tracked face's label (1: each frame alone)
 
 
 @dataclass(eq=False)
@@ -62,7 +62,7 @@ class TrackUpdate:
 
 
 class BoxTracker:
-    """Tracks of one source; feed it every analysed frame's faces in order. Not thread-safe."""
+    """Tracks of one source; feed it every analyzed frame's faces in order. Not thread-safe."""
 
     def __init__(
         self,
@@ -120,7 +120,7 @@ class LabelSmoother:
         self._tracker = BoxTracker(SMOOTHING_IOU, min_hits=1, window=window)
 
     def smooth(self, faces: Sequence[Face]) -> list[Face]:
-        """The faces of the next analysed frame, each labelled by its track's recent mean probabilities (a face
+        """The faces of the next analyzed frame, each labelled by its track's recent mean probabilities (a face
         without probabilities keeps its own label)."""
         update = self._tracker.update(faces)
         return [_steady(face, track, self.class_names) for face, track in zip(faces, update.tracks, strict=True)]

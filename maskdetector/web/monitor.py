@@ -1,4 +1,4 @@
-"""What StreamHub's `on_analysis` hook does with every analysed frame: track faces, count each person once
+"""What StreamHub's `on_analysis` hook does with every analyzed frame: track faces, count each person once
 (in memory for /api/stats and in the history database), and hand the tracks to the alert rule.
 
 It runs on the analysis thread, so it only does in-memory work and queues the rest (history and alerts have
@@ -68,7 +68,7 @@ class SourceMonitor:
 
 
 def keep_capturing(hub: StreamHub) -> threading.Thread:
-    """Hold one viewer on `hub` that throws the frames away, so the source stays open and analysed with nobody
+    """Hold one viewer on `hub` that throws the frames away, so the source stays open and analyzed with nobody
     watching (statistics and alerts around the clock). It ends when the hub is closed."""
 
     def drain() -> None:

@@ -63,7 +63,7 @@ class Lane:
         return self._scheduler.submit(self, frame)
 
     def stop(self) -> None:
-        """Let the frame waiting, if any, be analysed, then take the lane out of the line."""
+        """Let the frame waiting, if any, be analyzed, then take the lane out of the line."""
         self._scheduler.stop(self)
 
 
@@ -122,10 +122,10 @@ class AnalysisScheduler:
     def _work(self) -> None:
         with models_per_thread(self.interpreter_threads):
             while (lane := self._next()) is not None:
-                self._analyse(lane)
+                self._analyze(lane)
 
     def _next(self) -> Lane | None:
-        """The first lane in line with a frame to analyse (marked busy, its frame taken), None once closed."""
+        """The first lane in line with a frame to analyze (marked busy, its frame taken), None once closed."""
         with self._cond:
             while True:
                 self._cond.wait_for(lambda: self._ready or self._closed)
@@ -137,7 +137,7 @@ class AnalysisScheduler:
                     lane.busy = True
                     return lane
 
-    def _analyse(self, lane: Lane) -> None:
+    def _analyze(self, lane: Lane) -> None:
         with self._cond:
             frame, lane.pending = lane.pending, None
         try:

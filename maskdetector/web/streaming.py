@@ -77,13 +77,13 @@ class StreamHub:
         motion_gating: bool = False,
     ) -> None:
         self.source_name = source_name
-        # Frames in which nothing moved since the last analysed one keep its boxes instead (motion_gate.py).
+        # Frames in which nothing moved since the last analyzed one keep its boxes instead (motion_gate.py).
         self._motion_gating = motion_gating
         # The app shares one scheduler between all its sources; a hub on its own gets a one-thread pool of its own.
         self._own_scheduler = scheduler is None
         self._scheduler = scheduler or AnalysisScheduler(workers=1, name=f"analysis {source_name}")
-        # Called on the analysis thread with each analysed frame and its faces (statistics, alerts), once per
-        # analysed frame (a frame that arrives while the model is busy is streamed but not analysed).
+        # Called on the analysis thread with each analyzed frame and its faces (statistics, alerts), once per
+        # analyzed frame (a frame that arrives while the model is busy is streamed but not analyzed).
         self._on_analysis = on_analysis
         self._source_factory = source_factory
         self._analyzer = analyzer
@@ -106,11 +106,11 @@ class StreamHub:
         self._frames = 0
         self._fps = 0.0
         self._faces: list[Face] = []  # the latest analysis, drawn on every frame streamed until the next one
-        self._analysed = 0
-        self._still = 0  # frames not analysed because nothing moved
+        self._analyzed = 0
+        self._still = 0  # frames not analyzed because nothing moved
         self._jpeg_faces: list[Face] | None = None  # the boxes drawn on self._jpeg
         self._skipped = 0  # frames replaced by a newer one before the model got to them
-        self._analysed_at: float | None = None
+        self._analyzed_at: float | None = None
         self._analysis_fps = 0.0
         self._counts: Counter[str] = Counter()
         self._camera_reason: str | None = None
@@ -152,7 +152,7 @@ class StreamHub:
                 **{label: self._counts.get(label, 0) for label in CLASS_DISPLAY},
                 "viewers": self._viewers,
                 "frames": self._frames,
-                "analysed": self._analysed,
+                "analyzed": self._analyzed,
                 "skipped_still": self._still,
                 "skipped": self._skipped,
                 "uptime_s": round(time.monotonic() - self._started_at, 1),
@@ -215,7 +215,7 @@ class StreamHub:
 
     def _run(self) -> None:
         with self._capture_lock:
-            analysis = self._scheduler.lane(self._analyzer, self._analysed_frame, self.source_name)
+            analysis = self._scheduler.lane(self._analyzer, self._analyzed_frame, self.source_name)
             gate = MotionGate() if self._motion_gating else None
             source: FrameSource | None = None
             delay = self._retry_initial
@@ -271,16 +271,16 @@ class StreamHub:
             self._frame_size = frame.shape[:2]
             self._cond.notify_all()
 
-    def _analysed_frame(self, frame: np.ndarray, faces: list[Face]) -> None:
+    def _analyzed_frame(self, frame: np.ndarray, faces: list[Face]) -> None:
         """The scheduler's result, on one of its threads: the boxes for the frames streamed from now on, statistics,
         the hook."""
         now = time.monotonic()
         with self._cond:
-            self._analysed += 1
-            if self._analysed_at is not None and now > self._analysed_at:
-                self._analysis_fps = smoothed_rate(self._analysis_fps, now - self._analysed_at)
-            self._analysed_at = now
-            if self._camera_reason is None:  # a frame analysed after the source failed must not revive its boxes
+            self._analyzed += 1
+            if self._analyzed_at is not None and now > self._analyzed_at:
+                self._analysis_fps = smoothed_rate(self._analysis_fps, now - self._analyzed_at)
+            self._analyzed_at = now
+            if self._camera_reason is None:  # a frame analyzed after the source failed must not revive its boxes
                 self._faces = faces
                 self._counts = count_labels(faces)
         self._notify_analysis(frame, faces)
@@ -296,7 +296,7 @@ class StreamHub:
     def _reset_results(self) -> None:
         """Forget rates and boxes (caller holds self._cond): the source failed or was released."""
         self._fps = self._analysis_fps = 0.0
-        self._analysed_at = None
+        self._analyzed_at = None
         self._faces = []
         self._jpeg_faces = None
         self._counts = Counter()

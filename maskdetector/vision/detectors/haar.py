@@ -41,7 +41,7 @@ def load_cascade(path: Path) -> cv2.CascadeClassifier:
 class HaarDetector:
     """OpenCV's Viola-Jones cascade: fast on a CPU, finds frontal faces, masked ones included.
 
-    Frames wider than `detect_width` are searched shrunk to that width (grey, then resized) and the boxes
+    Frames wider than `detect_width` are searched shrunk to that width (gray, then resized) and the boxes
     scaled back: the cascade's time grows with the pixel count. DETECT_WIDTH is the narrowest width that
     keeps recall on scenes-dev within 1 point of the full frame (0.326 vs 0.332 on faces >= 32 px; 320 px
     loses 4 points; benchmarks/haar_downscale.py, README: Speed). None searches the full frame.
@@ -64,7 +64,7 @@ class HaarDetector:
         self.detect_width = detect_width
 
     def _gray(self, frame_bgr: np.ndarray) -> tuple[np.ndarray, float]:
-        """The grey frame the cascades search, at most `detect_width` wide, and its scale relative to the frame."""
+        """The gray frame the cascades search, at most `detect_width` wide, and its scale relative to the frame."""
         gray = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY)
         width = gray.shape[1]
         if not self.detect_width or width <= self.detect_width:
@@ -73,7 +73,7 @@ class HaarDetector:
         return cv2.resize(gray, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA), factor
 
     def _run(self, cascade: cv2.CascadeClassifier, gray: np.ndarray, factor: float) -> np.ndarray:
-        """Boxes (x, y, w, h) of one cascade on the searched grey frame, in the full frame's pixels."""
+        """Boxes (x, y, w, h) of one cascade on the searched gray frame, in the full frame's pixels."""
         min_size = max(1, int(round(self.min_face_size * factor)))
         found = cascade.detectMultiScale(
             gray, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(min_size, min_size)
