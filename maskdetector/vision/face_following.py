@@ -37,8 +37,6 @@ class FaceFollower:
             raise ValueError("redetect_every must be at least 1")
         self.detector = detector
         self.redetect_every = redetect_every
-        self.detections = 0  # frames the detector ran on
-        self.followed = 0  # frames whose boxes came from template matching
         self._faces: list[_Followed] = []
         self._since_detection = 0
         self._shape: tuple[int, ...] | None = None
@@ -50,13 +48,11 @@ class FaceFollower:
         if self._since_detection < self.redetect_every and frame_bgr.shape == self._shape and self._faces:
             boxes = self._follow(frame_bgr)
             if boxes is not None:
-                self.followed += 1
                 return boxes
         boxes = self.detector.detect(frame_bgr)
         self._faces = [_remember(frame_bgr, box) for box in boxes]
         self._since_detection = 0
         self._shape = frame_bgr.shape
-        self.detections += 1
         return boxes
 
     def _follow(self, frame_bgr: np.ndarray) -> list[Box] | None:
