@@ -5,7 +5,6 @@ order, because the point is to process a recording, not to watch it.
 """
 
 import logging
-import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -15,6 +14,7 @@ from typing import Protocol, TextIO, TypeVar
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 from maskdetector.constants import IMAGE_EXTENSIONS
 from maskdetector.errors import UserError
@@ -26,7 +26,6 @@ log = logging.getLogger(__name__)
 
 VIDEO_SUFFIX = ".mp4"
 VIDEO_FOURCC = "mp4v"
-PROGRESS_INTERVAL_S = 0.1
 # Frames decoded ahead of the analysis, and analyzed frames waiting to be written: enough to even out
 # uneven frame times, bounded so a long video never piles up in memory.
 PIPELINE_DEPTH = 4
@@ -197,43 +196,24 @@ class AnnotatedWriter:
 
 
 class Progress:
-    """A one-line progress bar on a terminal, redrawn in place with a carriage return."""
+    """tqdm's one-line progress bar per input, on `stream`; nothing at all when not `enabled` (not a terminal)."""
 
     def __init__(self, stream: TextIO, enabled: bool) -> None:
         self.stream = stream
         self.enabled = enabled
-        self._name = ""
-        self._total: int | None = None
-        self._done = 0
-        self._drawn_at = 0.0
+        self._bar: tqdm | None = None
 
     def start(self, name: str, total: int | None) -> None:
-        self._name, self._total, self._done, self._drawn_at = name, total, 0, 0.0
+        self._bar = tqdm(total=total, desc=name, unit=" frames", file=self.stream, disable=not self.enabled)
 
     def step(self) -> None:
-        self._done += 1
-        now = time.monotonic()
-        if now - self._drawn_at >= PROGRESS_INTERVAL_S:
-            self._drawn_at = now
-            self._draw()
+        if self._bar is not None:
+            self._bar.update()
 
     def finish(self) -> None:
-        self._draw()
-        if self.enabled:
-            self.stream.write("\n")
-            self.stream.flush()
-
-    def _draw(self) -> None:
-        if not self.enabled:
-            return
-        if self._total:
-            share = min(1.0, self._done / self._total)
-            bar = "#" * int(share * 30)
-            text = f"{self._name} [{bar:<30}] {self._done}/{self._total} {share:.0%}"
-        else:
-            text = f"{self._name} {self._done} frames"
-        self.stream.write(f"\r{text}")
-        self.stream.flush()
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
 
 def prefetched(items: Iterator[T], depth: int = PIPELINE_DEPTH) -> Iterator[T]:
