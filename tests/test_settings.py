@@ -19,6 +19,7 @@ OTHER_VALUES = {
     "alert_webhook": "https://hooks.example/x",
     "min_confidence": 0.5,
     "database_url": "sqlite:///elsewhere.sqlite3",
+    "mqtt_url": "mqtt://broker.example/masks",
 }
 
 
