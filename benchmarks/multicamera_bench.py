@@ -12,7 +12,7 @@ with one viewer each, as `app.py --source a=clip.mp4 --source b=clip.mp4 ...` ru
 (b) the app now: one scheduler, a thread per core, each with its own interpreters at one thread each, the int8
     classifier, motion gating and steady labels.
 
-For each: analysed frames per second per camera (min / mean / max) and in all, the streams' rate (min), and the
+For each: analyzed frames per second per camera (min / mean / max) and in all, the streams' rate (min), and the
 process's CPU (cores, from /proc/self/stat). Then one camera on a still picture (one photo held, nothing moving),
 with and without motion gating: what an idle camera costs.
 """
@@ -119,7 +119,7 @@ def run(arm: str, clip: Path, model: Path, cameras: int, seconds: float, gating:
         for hub in hubs:
             hub.close()
         scheduler.close()
-    rates = [(b["analysed"] - a["analysed"]) / elapsed for a, b in zip(before, after, strict=True)]
+    rates = [(b["analyzed"] - a["analyzed"]) / elapsed for a, b in zip(before, after, strict=True)]
     streams = [(b["frames"] - a["frames"]) / elapsed for a, b in zip(before, after, strict=True)]
     still = sum(b["skipped_still"] - a["skipped_still"] for a, b in zip(before, after, strict=True)) / elapsed
     return {"rates": rates, "streams": streams, "cpu": (cpu_after - cpu_before) / elapsed, "still": still}
@@ -156,7 +156,7 @@ def main() -> None:
         f"cpu: {machine_cores()} cores; load average before: {os.getloadavg()[0]:.2f}; niceness {os.nice(0)}; "
         f"detector {DETECTOR}, detector on 1 frame in {REDETECT_EVERY}, {args.seconds:.0f} s per row"
     )
-    header = f"{'arm':<28}{'cameras':>8}{'analysed fps per camera min/mean/max':>40}{'in all':>9}"
+    header = f"{'arm':<28}{'cameras':>8}{'analyzed fps per camera min/mean/max':>40}{'in all':>9}"
     print(f"\n{header}{'spread':>8}{'stream fps min':>16}{'CPU cores':>11}{'load':>7}")
     totals: dict[tuple[str, int], float] = {}
     for cameras in args.cameras:  # the arms alternate, so a change in the machine's load hits both
@@ -174,14 +174,14 @@ def main() -> None:
     if 1 in args.cameras:
         for cameras in args.cameras[1:]:
             ratios = "   ".join(f"{arm[:3]} {totals[(arm, cameras)] / totals[(arm, 1)]:.2f}" for arm in ARMS)
-            print(f"  {cameras} cameras' analysed frames in all / 1 camera's: {ratios}")
+            print(f"  {cameras} cameras' analyzed frames in all / 1 camera's: {ratios}")
 
     print("\none camera on a still picture (nothing moves), the app's pipeline:")
     for gating in (False, True):
         r = run("(b) scheduler (the app)", still, args.model, 1, args.seconds, gating=gating)
         name = "motion gating on (the app)" if gating else "motion gating off"
         print(
-            f"  {name:<28} CPU {r['cpu']:.3f} cores, analysed {r['rates'][0]:.1f} fps, "
+            f"  {name:<28} CPU {r['cpu']:.3f} cores, analyzed {r['rates'][0]:.1f} fps, "
             f"skipped as still {r['still']:.1f} fps, stream {r['streams'][0]:.1f} fps",
             flush=True,
         )

@@ -8,7 +8,7 @@ every second (each face stays 30 frames, slowly zooming and drifting). On each, 
 
 - (a) the naive loop of the design's reference implementations: Haar on the full frame, `model.predict` on each
   face crop one at a time (busy clip only: it is the speed baseline);
-- the project's pipeline as detect.py runs it (sources.files.analyse_in_order: decoding, analysis and output
+- the project's pipeline as detect.py runs it (sources.files.analyze_in_order: decoding, analysis and output
   overlapped; the detector on 1 frame in 3 with faces followed between), with the float32 classifier and labels
   frame by frame (the pipeline before steady labels and int8), then with the int8 classifier, then with steady
   labels (the default), and with each packaged detector but MTCNN.
@@ -37,7 +37,7 @@ import keras  # noqa: E402
 from clips import TruthFace, make_clip  # noqa: E402
 
 from maskdetector.constants import DEFAULT_MODEL_PATH  # noqa: E402
-from maskdetector.sources.files import VideoInput, analyse_in_order  # noqa: E402
+from maskdetector.sources.files import VideoInput, analyze_in_order  # noqa: E402
 from maskdetector.types import Box, Face  # noqa: E402
 from maskdetector.vision.boxes import greedy_match  # noqa: E402
 from maskdetector.vision.classifier import MaskClassifier, read_labels  # noqa: E402
@@ -98,7 +98,7 @@ def pipeline_pass(clip: Path, score: Score, analyzer: FrameAnalyzer) -> float:
     """What detect.py runs on a video: every frame in order, decoding, analysis and output overlapped."""
     video = analyzer.for_video()
     started = time.perf_counter()
-    analyse_in_order(VideoInput(str(clip)).frames(), video.analyze, lambda frame, faces: score.add(faces))
+    analyze_in_order(VideoInput(str(clip)).frames(), video.analyze, lambda frame, faces: score.add(faces))
     return score.frames / (time.perf_counter() - started)
 
 

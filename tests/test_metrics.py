@@ -67,7 +67,7 @@ def test_counters_match_the_stats(busy_app):
     for camera, source in stats["sources"].items():
         label = (("camera", camera),)
         assert metrics[("maskdetector_frames_total", label)] == source["frames"] > 0
-        assert metrics[("maskdetector_frames_analysed_total", label)] == source["analysed"] > 0
+        assert metrics[("maskdetector_frames_analyzed_total", label)] == source["analyzed"] > 0
         assert metrics[("maskdetector_frames_skipped_total", label)] == source["skipped"]
         assert metrics[("maskdetector_viewers", label)] == source["viewers"]
         assert metrics[("maskdetector_source_up", label)] == (source["camera"] == "ok")
@@ -76,7 +76,7 @@ def test_counters_match_the_stats(busy_app):
             assert metrics[("maskdetector_people_total", with_label)] == source["people"][name]
             assert metrics[("maskdetector_faces", with_label)] == source[name]
         assert metrics[("maskdetector_alerts_raised_total", label)] == stats["alerts"]["raised"][camera] > 0
-        assert metrics[("maskdetector_analysis_seconds_count", label)] == source["analysed"]
+        assert metrics[("maskdetector_analysis_seconds_count", label)] == source["analyzed"]
     assert metrics[("maskdetector_history_written_total", ())] == stats["total"]["people"]["people"]
 
 

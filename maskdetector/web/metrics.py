@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from maskdetector.web.state import WebState
 
 METRICS_KEY = "maskdetector.metrics"
-# Seconds per analysed frame: from a fast Haar pass on a small frame to MTCNN on a large one.
+# Seconds per analyzed frame: from a fast Haar pass on a small frame to MTCNN on a large one.
 ANALYSIS_BUCKETS = (0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56)
 
 
@@ -75,16 +75,16 @@ class StateCollector(Collector):
         state = self._state
         per_camera = {  # /api/stats key -> family
             "fps": _family(GaugeMetricFamily, "stream_fps", "Frames per second streamed", "camera"),
-            "analysis_fps": _family(GaugeMetricFamily, "analysis_fps", "Frames per second analysed", "camera"),
+            "analysis_fps": _family(GaugeMetricFamily, "analysis_fps", "Frames per second analyzed", "camera"),
             "frames": _family(CounterMetricFamily, "frames", "Frames read from the source", "camera"),
-            "analysed": _family(CounterMetricFamily, "frames_analysed", "Frames whose faces were classified", "camera"),
+            "analyzed": _family(CounterMetricFamily, "frames_analyzed", "Frames whose faces were classified", "camera"),
             "skipped": _family(
-                CounterMetricFamily, "frames_skipped", "Frames not analysed: the model was still busy", "camera"
+                CounterMetricFamily, "frames_skipped", "Frames not analyzed: the model was still busy", "camera"
             ),
             "viewers": _family(GaugeMetricFamily, "viewers", "Open MJPEG streams", "camera"),
         }
         up = _family(GaugeMetricFamily, "source_up", "1 while the source delivers frames, 0 while it fails", "camera")
-        faces = _family(GaugeMetricFamily, "faces", "Faces in the latest analysed frame", "camera", "label")
+        faces = _family(GaugeMetricFamily, "faces", "Faces in the latest analyzed frame", "camera", "label")
         people = _family(CounterMetricFamily, "people", "People counted since start-up", "camera", "label")
         for name, camera in state.cameras.items():
             stats = camera.hub.stats()

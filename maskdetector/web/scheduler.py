@@ -58,7 +58,7 @@ class Lane:
         self.stopped = False
 
     def submit(self, frame: np.ndarray) -> bool:
-        """Hand over the newest frame; True if it replaced one still waiting, which is skipped (never analysed).
+        """Hand over the newest frame; True if it replaced one still waiting, which is skipped (never analyzed).
         Raises the exception of an analysis that failed since the last call."""
         return self._scheduler.submit(self, frame)
 
