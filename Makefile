@@ -60,7 +60,7 @@ loso: $(VENV)/.runtime
 
 # docs/configuration.md is generated from the settings model (tests/test_settings.py checks it is current).
 docs: $(VENV)/.runtime
-	$(PY) -m maskdetector.settings > docs/configuration.md
+	$(PY) -m maskdetector.settings_docs > docs/configuration.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

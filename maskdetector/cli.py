@@ -2,19 +2,13 @@
 
 import argparse
 from collections.abc import Iterable
-from typing import Literal, NoReturn, get_args, get_origin
+from typing import Literal, get_args, get_origin
 
+from maskdetector.errors import OneLineParser  # noqa: F401 - app.py, detect.py and evaluate.py import it from here
 from maskdetector.settings import FIELDS, env_var, flag, resolve, shown_default
 from maskdetector.vision.detectors import DETECTORS
 
 EPILOG = "Every option can also be set as the environment variable shown in its help; the command line wins."
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """Usage mistakes end like every other bad input: one `error:` line, exit code 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"error: {message} (see --help)\n")
 
 
 def add_settings_options(

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from maskdetector.errors import UserError
-from maskdetector.settings import FIELDS, env_var, flag, markdown, resolve
+from maskdetector.settings import FIELDS, env_var, flag, resolve
+from maskdetector.settings_docs import markdown
 from maskdetector.vision.detectors import DETECTORS, create_detector
 from maskdetector.vision.detectors.combined import CombinedDetector
 
