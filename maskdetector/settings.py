@@ -6,10 +6,12 @@ same model, and docs/configuration.md is generated from it (settings_docs.py), s
 Precedence: explicit config (or flags) > environment > default.
 """
 
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
+import limits
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -18,6 +20,12 @@ from maskdetector.errors import UserError
 
 ENV_PREFIX = "MASKDETECTOR_"
 DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres")
+HOST_NAME = re.compile(r"\.?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*")
+
+
+def host_names(text: str) -> list[str]:
+    """--trusted-hosts as a list: comma-separated, blanks ignored."""
+    return [name.strip() for name in text.split(",") if name.strip()]
 
 
 class Settings(BaseSettings):
@@ -101,6 +109,29 @@ class Settings(BaseSettings):
     alert_frames: int = Field(10, ge=1, description="frames in a row without a mask that raise an alert")
     alert_cooldown: float = Field(60.0, ge=0, description="seconds after an alert before a source alerts again")
     alert_webhook: str = Field("", description="POST each alert as JSON to this http(s) URL (implies --alerts)")
+    retention_days: float = Field(
+        14.0,
+        gt=0,
+        description="days alert snapshots, the alerts log and the per-minute counts are kept; older ones are deleted "
+        "(at start and every hour)",
+    )
+    trusted_hosts: str = Field(
+        "",
+        description="host names the app answers to besides localhost, 127.0.0.1 and --host, comma-separated "
+        "(.example.com: its subdomains too; IPv4 addresses, not IPv6); requests for other names get 400",
+    )
+    proxies: int = Field(
+        0,
+        ge=0,
+        le=5,
+        description="reverse proxies in front of the app whose X-Forwarded-For/-Proto/-Host headers to trust",
+    )
+    secure_cookies: bool = Field(False, description="send the login cookie over HTTPS only (behind a TLS proxy)")
+    session_hours: float = Field(12.0, gt=0, description="hours a login lasts")
+    login_limit: str = Field(
+        "5 per minute;30 per hour",
+        description="failed logins allowed per client address (Flask-Limiter notation, ';' between limits)",
+    )
 
     @field_validator("alert_webhook")
     @classmethod
@@ -108,6 +139,23 @@ class Settings(BaseSettings):
         parts = urlsplit(value)
         if value and not (parts.scheme in ("http", "https") and parts.hostname):
             raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("trusted_hosts")
+    @classmethod
+    def _host_names(cls, value: str) -> str:
+        for name in host_names(value):
+            if not HOST_NAME.fullmatch(name):
+                raise ValueError(f"{name!r} is not a host name (name, .domain or IPv4 address; no port)")
+        return value
+
+    @field_validator("login_limit")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        try:
+            limits.parse_many(value)
+        except ValueError:
+            raise ValueError("must look like '5 per minute' or '5/minute;30/hour'") from None
         return value
 
     @field_validator("mqtt_url")
@@ -191,3 +239,5 @@ def shown_default(name: str) -> str:
         return "yes" if value else "no"
     text = str(value)
     return text.removeprefix(str(PROJECT_ROOT) + "/") if text else "(empty)"
+
+

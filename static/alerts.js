@@ -54,11 +54,14 @@
 
   function item(alert) {
     var li = document.createElement("li");
-    var link = document.createElement("a");
-    link.href = alert.snapshot;
-    link.target = "_blank";
-    link.textContent = "snapshot";
-    li.append(when(alert) + " · " + alert.source + " · no mask " + Math.round(alert.confidence * 100) + "% · ", link);
+    li.append(when(alert) + " · " + alert.source + " · no mask " + Math.round(alert.confidence * 100) + "%");
+    if (alert.snapshot) {  // admins only: a viewer's alerts come without the picture
+      var link = document.createElement("a");
+      link.href = alert.snapshot;
+      link.target = "_blank";
+      link.textContent = "snapshot";
+      li.append(" · ", link);
+    }
     return li;
   }
 

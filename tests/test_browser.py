@@ -12,6 +12,7 @@ from maskdetector.analytics.alerts import Alerts
 from maskdetector.analytics.history import History, database_url, default_instance
 from maskdetector.types import Face
 from maskdetector.vision.tracking import BoxTracker
+from maskdetector.web.accounts import AccountStore
 from maskdetector.web.app import create_app
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -103,5 +104,33 @@ def test_several_cameras_chart_and_alert_banner(untrained_model, chromium_path, 
             page.wait_for_selector("#alert-banner", state="visible", timeout=20_000)
             assert "No mask at hall" in page.text_content("#alert-banner")
             assert page.locator("#alert-list li a").count() == 1
+        finally:
+            browser.close()
+
+
+def test_login_page_then_the_stream_and_refused_without_logging_in(untrained_model, chromium_path, data_dir):
+    AccountStore(data_dir).add("ada", "viewer", "correct horse battery")
+    app = create_app({"MODEL": str(untrained_model), "SOURCE": "fake camera", "SOURCE_FACTORY": FakeCamera(fps=15)})
+    with serve(app) as url, sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            assert page.goto(url + "/video_feed").status == 401  # no picture without a login
+            page.goto(url + "/", wait_until="domcontentloaded")
+            assert page.url == url + "/login?next=/"
+            page.fill("input[name=username]", "ada")
+            page.fill("input[name=password]", "wrong password")
+            page.click("button[type=submit]")
+            assert "Wrong name or password" in page.text_content("#login-error")
+            page.fill("input[name=username]", "ada")
+            page.fill("input[name=password]", "correct horse battery")
+            page.click("button[type=submit]")
+            page.wait_for_selector("#stream")
+            assert page.url == url + "/" and page.text_content("#account") == "ada (viewer)"
+            page.wait_for_function("document.querySelector('#stream').naturalWidth > 0", timeout=20_000)
+            assert page.eval_on_selector("#stream", "img => img.naturalWidth") == 160
+            page.click("#logout")
+            page.wait_for_selector("#login")
+            assert page.goto(url + "/api/stats").status == 401
         finally:
             browser.close()

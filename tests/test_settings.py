@@ -21,6 +21,7 @@ OTHER_VALUES = {
     "min_confidence": 0.5,
     "database_url": "sqlite:///elsewhere.sqlite3",
     "mqtt_url": "mqtt://broker.example/masks",
+    "login_limit": "3 per minute",
 }
 
 

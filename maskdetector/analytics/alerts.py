@@ -7,8 +7,8 @@ count again; frames where the detector misses it do not) raises one alert, unles
 The capture thread only decides and queues. The snapshot JPEG and the log line are written by one background
 worker, which then queues the alert for another that calls the webhook (a slow webhook cannot hold up the log);
 a failing webhook is retried with back-off, then logged and given up.
-Files: `<data dir>/alerts/alerts.jsonl` (one JSON object per alert), `<data dir>/alerts/<id>.jpg` (the frame
-with the face boxed).
+Files (0600): `<data dir>/alerts/alerts.jsonl` (one JSON object per alert), `<data dir>/alerts/<id>.jpg` (the
+frame with the face boxed); `purge` deletes those of alerts older than the retention time.
 """
 
 import http.client
@@ -26,7 +26,9 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from maskdetector.analytics.retention import alert_time, purge_alerts
 from maskdetector.errors import UserError
+from maskdetector.files import open_private, private_dir, write_private
 from maskdetector.types import Face
 from maskdetector.vision.annotation import draw_faces, encode_jpeg
 from maskdetector.vision.tracking import Track
@@ -137,7 +139,7 @@ class Alerts:
         (the MQTT publisher only queues)."""
         self.folder = Path(data_dir) / ALERTS_DIRNAME
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            private_dir(self.folder)
         except OSError as exc:
             raise UserError(f"cannot create the alerts folder {self.folder}: {exc.strerror or exc}") from None
         self._gate = AlertGate(frames, cooldown_s)
@@ -146,6 +148,7 @@ class Alerts:
         self._raised: Counter[str] = Counter()  # per source, since start-up
         self._webhook_results: Counter[bool] = Counter()
         self._lock = threading.Lock()
+        self._file_lock = threading.Lock()  # the writer appends to the log, purge rewrites it
         self._recent: deque[Alert] = deque(self._read_recent(), maxlen=RECENT)
         self._last_id = max((int(alert.get("id", 0)) for alert in self._recent), default=0)
         self._writer: BackgroundWorker[tuple[Alert, np.ndarray, Face]] = BackgroundWorker(
@@ -201,6 +204,16 @@ class Alerts:
                 "webhook_failed": self._webhook_results[False],
             }
 
+    def purge(self, cutoff: float) -> int:
+        """Delete the alerts raised before Unix time `cutoff`: log lines, snapshots and the in-memory list."""
+        with self._file_lock:
+            removed = purge_alerts(self.folder / LOG_FILENAME, cutoff)
+        with self._lock:
+            kept = [alert for alert in self._recent if alert_time(alert) >= cutoff]
+            self._recent.clear()
+            self._recent.extend(kept)
+        return removed
+
     def snapshot_path(self, alert_id: int) -> Path:
         return self.folder / f"{alert_id}.jpg"
 
@@ -218,10 +231,10 @@ class Alerts:
         alert, frame, face = item
         path = self.snapshot_path(alert["id"])
         try:  # bytes written by Python, not cv2.imwrite: that fails on non-ASCII data folders
-            path.write_bytes(encode_jpeg(draw_faces(frame, [face]), SNAPSHOT_JPEG_QUALITY))
+            write_private(path, encode_jpeg(draw_faces(frame, [face]), SNAPSHOT_JPEG_QUALITY))
         except (OSError, ValueError) as exc:
             log.error("could not write the alert snapshot %s: %s", path, exc)
-        with (self.folder / LOG_FILENAME).open("a", encoding="utf-8") as log_file:
+        with self._file_lock, open_private(self.folder / LOG_FILENAME, "a") as log_file:
             log_file.write(json.dumps(alert) + "\n")
         if self._sender is not None:  # after the snapshot is on disk, so the receiver can fetch it at once
             self._sender.submit(alert)

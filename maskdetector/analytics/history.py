@@ -22,6 +22,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from maskdetector.constants import CLASS_DISPLAY
 from maskdetector.errors import UserError
+from maskdetector.files import create_private, private_dir
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +148,8 @@ class History:
         self._shown = url.set(drivername=url.get_backend_name()).render_as_string(hide_password=True)
         try:
             if url.get_backend_name() == "sqlite":
-                Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+                private_dir(Path(url.database).parent)
+                create_private(Path(url.database), b"")  # 0600; SQLite gives its -wal and -shm files the same mode
             self._engine = _engine(url)
             with self._engine.begin() as conn:
                 _migrate(conn, instance)
@@ -205,6 +207,19 @@ class History:
             "sources": {source: _series(per_minute) for source, per_minute in sorted(per_source.items())},
             "total": _series(total),
         }
+
+    def purge(self, cutoff: float) -> int:
+        """Delete this instance's counts of the minutes before Unix time `cutoff`; how many rows went (0, logged, if
+        the database is unavailable: the next run tries again)."""
+        query = sa.delete(sightings).where(
+            sightings.c.instance == self.instance, sightings.c.minute < int(cutoff // 60)
+        )
+        try:
+            with self._engine.begin() as conn:
+                return conn.execute(query).rowcount
+        except SQLAlchemyError as exc:
+            log.warning("cannot delete old statistics from %s: %s", self._shown, _reason(exc))
+            return 0
 
     def stats(self) -> dict[str, int]:
         """Sightings written, waiting (counted but not yet in the database) and lost; failed writes."""

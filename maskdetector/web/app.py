@@ -14,14 +14,18 @@ from pathlib import Path
 
 from flask import Flask
 
-from maskdetector.analytics.alerts import Alerts, Webhook
+from maskdetector.analytics.alerts import ALERTS_DIRNAME, LOG_FILENAME, Alerts, Webhook
 from maskdetector.analytics.history import History, database_url, default_instance
 from maskdetector.analytics.mqtt import Broker, MqttEvents
+from maskdetector.analytics.retention import RetentionJob, purge_alerts
 from maskdetector.constants import PROJECT_ROOT
+from maskdetector.errors import UserError
+from maskdetector.files import private_dir
 from maskdetector.settings import resolve
 from maskdetector.sources.capture import FrameSource, VideoSource
 from maskdetector.sources.parsing import slug, sources_from_settings
 from maskdetector.vision.analyzers import build_analyzer
+from maskdetector.web.auth import init_auth
 from maskdetector.web.metrics import METRICS_KEY, AppMetrics
 from maskdetector.web.monitor import SourceMonitor, keep_capturing
 from maskdetector.web.routes import bp
@@ -50,33 +54,11 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     settings = resolve(config)
     sources = _source_factories(settings)
     analyzer = build_analyzer(settings)
-    data_dir = Path(str(settings["DATA_DIR"]))
+    data_dir = _data_dir(settings)
     instance = str(settings["INSTANCE"]) or default_instance()
     clock = settings.get("CLOCK", time.time)
-    broker = Broker.from_url(str(settings["MQTT_URL"])) if settings["MQTT_URL"] else None  # before opening anything
-    history = None
-    if settings["HISTORY"]:
-        history = History(database_url(str(settings["DATABASE_URL"]), data_dir), instance)
     hubs: dict[str, StreamHub] = {}
-    events = None
-    if broker is not None:
-        events = MqttEvents(
-            broker,
-            instance,
-            {name: partial(_source_up, hubs, name) for name, _, _ in sources},
-            queue_limit=int(settings["MQTT_QUEUE"]),
-            clock=clock,
-        )
-    alerts = None
-    if settings["ALERTS"] or settings["ALERT_WEBHOOK"]:
-        webhook = Webhook(str(settings["ALERT_WEBHOOK"])) if settings["ALERT_WEBHOOK"] else None
-        alerts = Alerts(
-            data_dir,
-            int(settings["ALERT_FRAMES"]),
-            float(settings["ALERT_COOLDOWN"]),
-            webhook,
-            listeners=[events.alert] if events else [],
-        )
+    history, events, alerts = _stores(settings, data_dir, instance, clock, [name for name, _, _ in sources], hubs)
     scheduler = AnalysisScheduler(int(settings["ANALYSIS_WORKERS"]))  # one analysis pool for all sources
     metrics = AppMetrics()
     cameras = {}
@@ -100,7 +82,11 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     app = Flask(__name__, template_folder=str(PROJECT_ROOT / "templates"), static_folder=str(PROJECT_ROOT / "static"))
     app.config.update(settings)
     app.config["MAX_CONTENT_LENGTH"] = int(float(settings["MAX_UPLOAD_MB"]) * 1024 * 1024)
-    state = WebState(cameras, analyzer.classifier.class_names, analyzer, history, alerts, events, instance, scheduler)
+    init_auth(app, settings)
+    retention = _retention(settings, data_dir, history, alerts, clock)
+    state = WebState(
+        cameras, analyzer.classifier.class_names, analyzer, history, alerts, events, instance, scheduler, retention
+    )
     app.extensions[EXTENSION_KEY] = state
     metrics.watch(state)
     app.extensions[METRICS_KEY] = metrics
@@ -108,6 +94,60 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     if events is not None:
         events.start()
     return app
+
+
+def _data_dir(settings: Mapping[str, object]) -> Path:
+    """The data folder, made 0700 if it does not exist: it keeps pictures of people and the login secrets."""
+    path = Path(str(settings["DATA_DIR"]))
+    try:
+        return private_dir(path)
+    except OSError as exc:
+        raise UserError(f"cannot create the data folder {path}: {exc.strerror or exc}") from None
+
+
+def _stores(
+    settings: Mapping[str, object],
+    data_dir: Path,
+    instance: str,
+    clock: Callable[[], float],
+    names: list[str],
+    hubs: Mapping[str, StreamHub],
+) -> tuple[History | None, MqttEvents | None, Alerts | None]:
+    """The statistics history, the MQTT publisher and the alerts, each None when off; the broker URL is checked
+    before anything is opened."""
+    broker = Broker.from_url(str(settings["MQTT_URL"])) if settings["MQTT_URL"] else None
+    history = None
+    if settings["HISTORY"]:
+        history = History(database_url(str(settings["DATABASE_URL"]), data_dir), instance)
+    events = None
+    if broker is not None:
+        events = MqttEvents(
+            broker,
+            instance,
+            {name: partial(_source_up, hubs, name) for name in names},
+            queue_limit=int(settings["MQTT_QUEUE"]),
+            clock=clock,
+        )
+    alerts = None
+    if settings["ALERTS"] or settings["ALERT_WEBHOOK"]:
+        webhook = Webhook(str(settings["ALERT_WEBHOOK"])) if settings["ALERT_WEBHOOK"] else None
+        listeners = [events.alert] if events else []
+        alerts = Alerts(data_dir, int(settings["ALERT_FRAMES"]), float(settings["ALERT_COOLDOWN"]), webhook, listeners)
+    return history, events, alerts
+
+
+def _retention(
+    settings: Mapping[str, object],
+    data_dir: Path,
+    history: History | None,
+    alerts: Alerts | None,
+    clock: Callable[[], float],
+) -> RetentionJob:
+    """Old alerts go whether or not alerts are on now (an earlier run may have left some); old counts go from the
+    statistics database while the history is on."""
+    purge_old_alerts = alerts.purge if alerts else partial(purge_alerts, data_dir / ALERTS_DIRNAME / LOG_FILENAME)
+    purges = [("alerts", purge_old_alerts)] + ([("history rows", history.purge)] if history else [])
+    return RetentionJob(float(settings["RETENTION_DAYS"]), purges, clock)
 
 
 def _source_up(hubs: Mapping[str, StreamHub], name: str) -> bool:

@@ -13,6 +13,7 @@ from maskdetector.analytics.alerts import RECENT
 from maskdetector.analytics.history import MAX_MINUTES, SCOPES, DatabaseUnavailable, summarize
 from maskdetector.constants import CLASS_DISPLAY
 from maskdetector.vision.analyzers import frame_record
+from maskdetector.web.auth import admin_only, current_account
 from maskdetector.web.metrics import METRICS_KEY
 from maskdetector.web.state import Camera, WebState, get_state
 from maskdetector.web.streaming import StreamHub
@@ -63,7 +64,7 @@ def _all_stats(state: WebState) -> dict[str, object]:
     counted = ("faces", *CLASS_DISPLAY, "viewers", "frames")
     total = {key: sum(int(stats[key]) for stats in per_source.values()) for key in counted}
     people = sum((camera.monitor.people() for camera in state.cameras.values()), Counter())
-    latest = state.alerts.recent(1) if state.alerts else []
+    latest = _shown(state.alerts.recent(1)) if state.alerts else []
     return {
         **next(iter(per_source.values())),
         "sources": per_source,
@@ -170,16 +171,27 @@ def api_alerts() -> Response:
     """The latest `limit` alerts (default 20), newest first."""
     limit = _int_arg("limit", 20, RECENT)
     alerts = get_state(current_app).alerts
-    return jsonify(enabled=alerts is not None, alerts=alerts.recent(limit) if alerts else [])
+    return jsonify(enabled=alerts is not None, alerts=_shown(alerts.recent(limit)) if alerts else [])
+
+
+def _shown(alerts: list[dict[str, object]]) -> list[dict[str, object]]:
+    """Alerts as this account may see them: a viewer's have no snapshot link (the pictures are for admins)."""
+    if current_account().is_admin:
+        return alerts
+    return [{key: value for key, value in alert.items() if key != "snapshot"} for alert in alerts]
 
 
 @bp.get("/api/alerts/<int:alert_id>/snapshot.jpg")
+@admin_only
 def api_alert_snapshot(alert_id: int) -> Response:
+    """A picture of a person: for admins only, and kept out of every cache (shared or the browser's disk)."""
     alerts = get_state(current_app).alerts
     path = alerts.snapshot_path(alert_id) if alerts else None
     if path is None or not path.is_file():
         abort(404, description=f"no snapshot for alert {alert_id}")
-    return send_file(path, mimetype="image/jpeg", max_age=3600)
+    response = send_file(path, mimetype="image/jpeg", conditional=False, etag=False)
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
 
 
 @bp.get("/healthz")

@@ -7,6 +7,7 @@ from flask import Flask
 from maskdetector.analytics.alerts import Alerts
 from maskdetector.analytics.history import History, summarize
 from maskdetector.analytics.mqtt import MqttEvents
+from maskdetector.analytics.retention import RetentionJob
 from maskdetector.vision.pipeline import FrameAnalyzer
 from maskdetector.web.monitor import SourceMonitor
 from maskdetector.web.scheduler import AnalysisScheduler
@@ -39,6 +40,7 @@ class WebState:
     events: MqttEvents | None
     instance: str  # this app's name in a shared database and on MQTT
     scheduler: AnalysisScheduler  # the analysis pool every camera's frames go to
+    retention: RetentionJob | None = None  # deletes old alerts and counts (--retention-days)
 
     @property
     def hub(self) -> StreamHub:
@@ -48,6 +50,8 @@ class WebState:
     def close(self) -> None:
         """Stop the capture threads and the analysis pool, let the history and alert workers finish what is queued,
         then say goodbye to the MQTT broker (after the alerts, which publish to it)."""
+        if self.retention is not None:
+            self.retention.close()
         for camera in self.cameras.values():
             camera.hub.close()
         self.scheduler.close()
