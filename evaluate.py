@@ -108,7 +108,8 @@ def evaluate_scenes(args: argparse.Namespace, settings: dict[str, object]) -> in
     from maskdetector.vision.classifier import MaskClassifier  # imports TensorFlow: after the cheap checks
 
     folders = {folder: folder_scenes(folder, args) for folder in args.data}  # every folder checked before any run
-    names = sorted(DETECTORS) if args.detector == "all" else [args.detector]
+    chosen = getattr(args, "detector", settings["DETECTOR"])  # the flag, else the environment or the default
+    names = sorted(DETECTORS) if chosen == "all" else [str(chosen)]
     detectors = {name: detector_from_settings(settings, name) for name in names}  # bad settings fail before the model
     classifier = MaskClassifier.load(str(settings["MODEL"]), str(settings["BACKEND"]))
     report: dict[str, object] = {"model": str(settings["MODEL"]), "folders": {}}

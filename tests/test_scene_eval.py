@@ -154,6 +154,12 @@ def evaluate(monkeypatch):
     return module
 
 
+def test_evaluate_without_detector_flag_uses_the_configured_detector(evaluate, scenes, monkeypatch, capsys):
+    monkeypatch.setenv("MASKDETECTOR_DETECTOR", "fake")
+    assert evaluate.main(["scenes", "--data", str(scenes), "--model", "m.keras"]) == 0
+    assert capsys.readouterr().out.startswith(f"{scenes} · fake: 2 images")
+
+
 def test_evaluate_command_prints_and_writes_the_metrics(evaluate, scenes, tmp_path, capsys):
     out = tmp_path / "report.json"
     code = evaluate.main(
