@@ -83,6 +83,18 @@ class Settings(BaseSettings):
     retry_max: float = Field(8.0, gt=0, description="longest wait between retries (the wait doubles up to this)")
     max_upload_mb: float = Field(10.0, gt=0, description="largest POST /api/detect body, in MB")
     max_image_pixels: int = Field(40_000_000, ge=1, description="largest image POST /api/detect decodes, in pixels")
+    max_image_side: int = Field(
+        12_000, ge=1, description="longest side of an image POST /api/detect decodes, in pixels"
+    )
+    max_image_aspect: float = Field(
+        20.0, ge=1, description="POST /api/detect refuses images whose one side is more than this many times the other"
+    )
+    detect_workers: int = Field(
+        1, ge=1, description="uploads POST /api/detect analyzes at once, at a lower priority than the live streams"
+    )
+    detect_queue: int = Field(
+        4, ge=0, description="uploads waiting for a detect worker; more are answered 503 with Retry-After"
+    )
     data_dir: str = Field(str(APP_DATA_DIR), description="folder for the statistics database and the alerts log")
     history: bool = Field(True, description="keep per-minute counts of people (counts only, no images)")
     database_url: str = Field(

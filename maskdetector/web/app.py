@@ -26,6 +26,7 @@ from maskdetector.sources.capture import FrameSource, VideoSource
 from maskdetector.sources.parsing import slug, sources_from_settings
 from maskdetector.vision.analyzers import build_analyzer
 from maskdetector.web.auth import init_auth
+from maskdetector.web.detect_pool import DetectPool
 from maskdetector.web.metrics import METRICS_KEY, AppMetrics
 from maskdetector.web.monitor import SourceMonitor, keep_capturing
 from maskdetector.web.routes import bp
@@ -84,8 +85,18 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = int(float(settings["MAX_UPLOAD_MB"]) * 1024 * 1024)
     init_auth(app, settings)
     retention = _retention(settings, data_dir, history, alerts, clock)
+    uploads = DetectPool(int(settings["DETECT_WORKERS"]), int(settings["DETECT_QUEUE"]))
     state = WebState(
-        cameras, analyzer.classifier.class_names, analyzer, history, alerts, events, instance, scheduler, retention
+        cameras,
+        analyzer.classifier.class_names,
+        analyzer,
+        history,
+        alerts,
+        events,
+        instance,
+        scheduler,
+        uploads,
+        retention,
     )
     app.extensions[EXTENSION_KEY] = state
     metrics.watch(state)

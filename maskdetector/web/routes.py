@@ -1,5 +1,7 @@
 """The blueprint: the page, the MJPEG streams and the JSON endpoints, all reading the app's WebState."""
 
+import logging
+import re
 import time
 from collections import Counter
 from collections.abc import Generator
@@ -7,7 +9,7 @@ from contextlib import closing
 
 from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request, send_file, url_for
 from prometheus_client import CONTENT_TYPE_LATEST
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, InternalServerError
 
 from maskdetector.analytics.alerts import RECENT
 from maskdetector.analytics.history import MAX_MINUTES, SCOPES, DatabaseUnavailable, summarize
@@ -17,12 +19,14 @@ from maskdetector.web.auth import admin_only, current_account
 from maskdetector.web.metrics import METRICS_KEY
 from maskdetector.web.state import Camera, WebState, get_state
 from maskdetector.web.streaming import StreamHub
-from maskdetector.web.uploads import decode_image, upload_bytes
+from maskdetector.web.uploads import ImageLimits, checked_size, decode_image, upload_bytes
 
 BOUNDARY = "frame"
 DEFAULT_HISTORY_MINUTES = 60
+WHOLE_NUMBER = re.compile(r"[0-9]{1,9}")
 
 bp = Blueprint("maskdetector", __name__)
+log = logging.getLogger(__name__)
 
 
 def multipart_stream(jpegs: Generator[bytes, None, None]) -> Generator[bytes, None, None]:
@@ -51,9 +55,10 @@ def _stream_url(index: int, name: str) -> str:
 
 
 def _int_arg(name: str, default: int, highest: int) -> int:
-    """Query parameter `name` as a whole number from 1 to `highest`; 400 otherwise."""
+    """Query parameter `name` as a whole number from 1 to `highest`; 400 otherwise (ASCII digits only: str.isdigit
+    takes "²", which int() refuses)."""
     text = request.args.get(name, str(default))
-    if not text.isdigit() or not 1 <= int(text) <= highest:
+    if not WHOLE_NUMBER.fullmatch(text) or not 1 <= int(text) <= highest:
         abort(400, description=f"{name} must be a whole number from 1 to {highest}")
     return int(text)
 
@@ -211,20 +216,49 @@ def healthz() -> Response:
 
 @bp.post("/api/detect")
 def api_detect() -> Response:
-    """Faces in one uploaded image. Uses the shared analyzer directly: never opens the camera or the stream."""
+    """Faces in one uploaded image, analyzed on the upload workers (detect_pool.py): never opens the camera or the
+    stream, never holds up its analysis. The header is checked before the image waits in line."""
     started = time.perf_counter()
-    image = decode_image(upload_bytes(request), int(current_app.config["MAX_IMAGE_PIXELS"]))
-    faces = get_state(current_app).analyzer.analyze(image)
-    return jsonify({**frame_record(image, faces), "ms": round((time.perf_counter() - started) * 1000, 1)})
+    state = get_state(current_app)
+    config = current_app.config
+    limits = ImageLimits(
+        int(config["MAX_IMAGE_PIXELS"]), int(config["MAX_IMAGE_SIDE"]), float(config["MAX_IMAGE_ASPECT"])
+    )
+    data = upload_bytes(request)
+    checked_size(data, limits)
+
+    def detect() -> dict[str, object]:
+        image = decode_image(data, limits)
+        return frame_record(image, state.analyzer.analyze(image))
+
+    record = state.uploads.run(detect)
+    return jsonify({**record, "ms": round((time.perf_counter() - started) * 1000, 1)})
+
+
+def _is_api(path: str) -> bool:
+    return path.startswith(("/api/", "/video_feed/"))
 
 
 @bp.app_errorhandler(HTTPException)
 def api_http_error(exc: HTTPException) -> Response | HTTPException:
     """Programs calling /api/... or /video_feed/<name> get {"error": "..."} with the status (413 for a too-large
-    body included); Flask has already logged the traceback of an unexpected error by the time it arrives here as a
-    500."""
-    if not request.path.startswith(("/api/", "/video_feed/")):
+    body included) and the exception's own headers (Retry-After, Allow)."""
+    if not _is_api(request.path):
         return exc
     response = jsonify(error=exc.description)
     response.status_code = exc.code or 500
+    for key, value in exc.get_headers():
+        if key.lower() not in ("content-type", "content-length"):
+            response.headers[key] = value
+    return response
+
+
+@bp.app_errorhandler(Exception)
+def api_unexpected_error(exc: Exception) -> Response | HTTPException:
+    """A bug, logged with its traceback: still a JSON answer for programs (never an HTML 500 page on the API)."""
+    log.exception("%s %s failed", request.method, request.path)
+    if not _is_api(request.path):
+        return InternalServerError(original_exception=exc)
+    response = jsonify(error=f"internal error ({type(exc).__name__}); the server log has the details")
+    response.status_code = 500
     return response

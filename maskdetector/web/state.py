@@ -9,6 +9,7 @@ from maskdetector.analytics.history import History, summarize
 from maskdetector.analytics.mqtt import MqttEvents
 from maskdetector.analytics.retention import RetentionJob
 from maskdetector.vision.pipeline import FrameAnalyzer
+from maskdetector.web.detect_pool import DetectPool
 from maskdetector.web.monitor import SourceMonitor
 from maskdetector.web.scheduler import AnalysisScheduler
 from maskdetector.web.streaming import StreamHub
@@ -40,6 +41,7 @@ class WebState:
     events: MqttEvents | None
     instance: str  # this app's name in a shared database and on MQTT
     scheduler: AnalysisScheduler  # the analysis pool every camera's frames go to
+    uploads: DetectPool  # where POST /api/detect's images are analyzed
     retention: RetentionJob | None = None  # deletes old alerts and counts (--retention-days)
 
     @property
@@ -55,6 +57,7 @@ class WebState:
         for camera in self.cameras.values():
             camera.hub.close()
         self.scheduler.close()
+        self.uploads.close()
         for store in (self.history, self.alerts, self.events):
             if store is not None:
                 store.close()

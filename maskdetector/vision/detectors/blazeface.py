@@ -220,10 +220,13 @@ class BlazeFaceDetector:
         interpreter, input_index, boxes_index, scores_index, anchors, size = net
         height, width = rgb.shape[:2]
         side = max(height, width)
-        square = np.zeros((side, side, 3), np.uint8)  # letterbox: pad right and bottom
-        square[:height, :width] = rgb
+        # Letterbox: shrink to the model's input first, then pad right and bottom (padding first would build a
+        # side x side image: 1.2 GB for a 1 x 20000 upload).
+        scaled = (max(1, round(width * size / side)), max(1, round(height * size / side)))
         interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
-        tensor = cv2.resize(square, (size, size), interpolation=interpolation).astype(np.float32) / 127.5 - 1.0
+        square = np.zeros((size, size, 3), np.uint8)
+        square[: scaled[1], : scaled[0]] = cv2.resize(rgb, scaled, interpolation=interpolation)
+        tensor = square.astype(np.float32) / 127.5 - 1.0
         interpreter.set_tensor(input_index, tensor[np.newaxis])
         interpreter.invoke()
         boxes, scores = decode_blazeface(
