@@ -26,6 +26,21 @@ def private_dir(path: Path) -> Path:
     return path
 
 
+def recreate_private_dir(path: Path) -> Path:
+    """Create `path` again if it has gone (the data folder deleted while the app runs), it and each missing parent
+    0700; an existing folder is left as it is, without a warning (this runs for each file written). OSError if it
+    cannot be created."""
+    path = missing = Path(path)
+    gone = []
+    while not missing.is_dir() and missing.parent != missing:
+        gone.append(missing)
+        missing = missing.parent
+    for folder in reversed(gone):
+        folder.mkdir(mode=DIR_MODE, exist_ok=True)
+        os.chmod(folder, DIR_MODE)
+    return path
+
+
 def open_private(path: Path, mode: str = "a", encoding: str | None = "utf-8") -> IO:
     """`open(path, mode)` that creates a missing file 0600."""
     flags = {"a": os.O_WRONLY | os.O_CREAT | os.O_APPEND, "w": os.O_WRONLY | os.O_CREAT | os.O_TRUNC}

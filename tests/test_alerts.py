@@ -1,8 +1,9 @@
 """No-mask alerts: debouncing, cool-down (with an injected clock), the log and snapshots, and the webhook
-(against a local HTTP server) with its retries, all off the capture thread."""
+(against a local HTTP server) with its outbox on disk and back-off, all off the capture thread."""
 
 import json
 import logging
+import shutil
 import socket
 import threading
 import time
@@ -10,9 +11,10 @@ import time
 import cv2
 import numpy as np
 import pytest
-from helpers import Receiver
+from helpers import Receiver, wait_until
 
-from maskdetector.analytics.alerts import LOG_FILENAME, AlertGate, Alerts, Webhook
+from maskdetector.analytics.alerts import LOG_FILENAME, AlertGate, Alerts
+from maskdetector.analytics.webhook import Outbox, Webhook
 from maskdetector.types import Face
 from maskdetector.vision.tracking import BoxTracker
 from maskdetector.web.monitor import SourceMonitor
@@ -103,42 +105,117 @@ def test_webhook_receives_the_alert_as_json(data_dir, receiver):
     alerts.close()
 
 
-def test_failing_webhook_is_retried_with_back_off():
+def outbox(tmp_path, url: str, **backoff) -> Outbox:
+    return Outbox(tmp_path / "outbox", Webhook(url, timeout_s=backoff.pop("timeout_s", 3.0)), **backoff)
+
+
+FAST = {"backoff_initial_s": 0.01, "backoff_max_s": 0.05}
+
+
+def test_failing_webhook_is_retried_with_back_off(tmp_path):
     server = Receiver(statuses=(500, 503))
+    box = outbox(tmp_path, server.url, **FAST)
     try:
-        assert Webhook(server.url, attempts=4, backoff_s=0.01).send({"id": 1}) is True
+        assert box.add({"id": 1})
+        assert box.flush()
         assert server.requests == 3 and server.bodies == [{"event": "no_mask", "id": 1}]
+        assert box.status()["delivered"] == 1 and box.status()["ok"]
     finally:
+        box.close()
         server.close()
 
 
-def test_client_error_is_not_retried(caplog):
+def test_client_error_is_not_retried_and_the_alert_is_kept_aside(tmp_path, caplog):
     server = Receiver(statuses=(404,))
+    box = outbox(tmp_path, server.url, **FAST)
     try:
-        assert Webhook(server.url, attempts=4, backoff_s=0.01).send({"id": 1}) is False
+        assert box.add({"id": 1})
+        assert box.flush()
         assert server.requests == 1
-        assert "HTTP 404" in caplog.text
+        assert "HTTP 404" in caplog.text and box.status()["refused"] == 1
+        assert (tmp_path / "outbox" / "refused" / "1.json").is_file()  # not silently dropped
     finally:
+        box.close()
         server.close()
 
 
-def test_dead_webhook_is_retried_logged_and_given_up(caplog):
-    caplog.set_level(logging.WARNING, logger="maskdetector.analytics.alerts")
-    assert Webhook(closed_port_url(), attempts=3, backoff_s=0.01).send({"id": 7}) is False
-    retries = [r for r in caplog.records if r.levelno == logging.WARNING and "retry" in r.getMessage()]
-    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
-    assert len(retries) == 2 and len(errors) == 1
-    assert "gave up on alert 7 after 3 attempts" in errors[0].getMessage()
-    assert "secret" not in caplog.text  # only the host is logged, never the URL's token
-
-
-def test_slow_webhook_times_out_and_is_retried():
-    server = Receiver(delay_s=1.0)
+def test_dead_webhook_keeps_alerts_on_disk_reports_it_and_backs_off(tmp_path, caplog):
+    box = outbox(tmp_path, closed_port_url(), backoff_initial_s=0.05, backoff_max_s=0.2)
     try:
-        assert Webhook(server.url, attempts=2, backoff_s=0.01, timeout_s=0.2).send({"id": 1}) is False
-        assert server.requests == 2
+        for alert_id in range(1, 6):
+            assert box.add({"id": alert_id})
+        wait_until(lambda: box.failures >= 3, what="a few failed attempts")
+        status = box.status()
+        assert not status["ok"] and status["error"] and status["pending"] == 5
+        errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+        assert errors and "alert(s) wait in" in errors[0].getMessage()
+        assert len(errors) < box.failures  # logged once, not once per attempt
+        assert "secret" not in caplog.text  # only the host is logged, never the URL's token
     finally:
+        box.close()
+
+
+def test_a_dead_webhook_costs_one_attempt_per_back_off_not_per_alert(tmp_path):
+    """100 alerts against a receiver that never answers: attempts grow with the back-off, not with the alerts."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(200)  # accepts, never answers
+    box = outbox(tmp_path, f"http://127.0.0.1:{sock.getsockname()[1]}/", timeout_s=0.2, backoff_initial_s=0.2)
+    try:
+        for alert_id in range(1, 101):
+            box.add({"id": alert_id})
+        wait_until(lambda: box.failures >= 2, what="two attempts")
+        assert box.pending() == 100 and box.failures < 10
+    finally:
+        box.close()
+        sock.close()
+
+
+def test_undelivered_alerts_are_sent_after_a_restart(data_dir):
+    """The app stops (SIGTERM) while the receiver is away: its alerts wait on disk and the next start sends them."""
+    dead = Alerts(data_dir, frames=1, cooldown_s=0, webhook=Webhook(closed_port_url()))
+    tracker = BoxTracker()
+    raised = [
+        dead.observe("door", FRAME, tracker.update([bare(40 + 200 * (i % 2))]).seen, 1000.0 + i) for i in range(6)
+    ]
+    assert dead._writer.flush()
+    dead.close()
+    ids = [alert["id"] for batch in raised for alert in batch]
+    assert len(ids) >= 2
+    server = Receiver()
+    again = Alerts(data_dir, frames=1, cooldown_s=0, webhook=Webhook(server.url))
+    try:
+        assert again.flush()
+        assert sorted(body["id"] for body in server.bodies) == sorted(ids)
+        assert again.counts()["webhook_pending"] == 0
+    finally:
+        again.close()
         server.close()
+
+
+def test_a_deleted_data_folder_is_created_again_for_the_next_alert(data_dir):
+    alerts = Alerts(data_dir, frames=1, cooldown_s=0)
+    tracker = BoxTracker()
+    alerts.observe("door", FRAME, tracker.update([bare()]).seen, 1000.0)
+    assert alerts.flush()
+    shutil.rmtree(data_dir)
+    (alert,) = alerts.observe("door", FRAME, tracker.update([bare(240)]).seen, 2000.0)
+    assert alerts.flush()
+    assert alerts.snapshot_path(alert["id"]).is_file()
+    assert json.loads((data_dir / "alerts" / LOG_FILENAME).read_text().splitlines()[-1])["id"] == alert["id"]
+    assert alerts.problems() == []
+    alerts.close()
+
+
+def test_an_unwritable_alerts_folder_is_reported(data_dir):
+    alerts = Alerts(data_dir, frames=1, cooldown_s=0)
+    shutil.rmtree(data_dir)
+    data_dir.write_text("a file where the folder was")  # mkdir and every write fail, as on a full disk
+    alerts.observe("door", FRAME, BoxTracker().update([bare()]).seen, 1000.0)
+    assert alerts.flush()
+    (problem,) = alerts.problems()
+    assert problem.startswith("alerts: cannot write")
+    alerts.close()
 
 
 def test_full_queue_drops_and_logs_instead_of_blocking(caplog):

@@ -1,9 +1,11 @@
 """Per-minute counts in the statistics database, SQLite (the default) and a real PostgreSQL alike: report shape, the
 time window, compliance, instances and the site scope, surviving a reopen, migration, an unreachable server."""
 
+import shutil
 import sqlite3
 
 import pytest
+from helpers import wait_until
 
 from maskdetector.analytics.history import (
     DB_FILENAME,
@@ -173,3 +175,28 @@ def test_bad_database_urls_and_unreachable_servers_are_one_line_errors(tmp_path)
     with pytest.raises(UserError, match=shown) as e:
         History(url, "north")
     assert "secret" not in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_deleted_data_folder_is_created_again_and_history_keeps_answering(data_dir, stores, caplog):
+    """The table's 'data folder deleted while running': counts went to the deleted file and reports failed."""
+    history = stores(database_url("", data_dir))
+    history.record("door", "with_mask", NOW)
+    assert history.flush()
+    shutil.rmtree(data_dir)
+    history.record("door", "without_mask", NOW)
+    assert history.flush()
+    assert (data_dir / DB_FILENAME).is_file()
+    report = history.report(5, NOW)
+    assert report["total"]["totals"]["without_mask"] == 1  # the new file's rows: the deleted ones are gone
+    assert "has gone: creating it again" in caplog.text
+    assert history.problems() == []
+
+
+def test_a_data_folder_that_cannot_be_made_is_reported(data_dir, stores):
+    history = stores(database_url("", data_dir))
+    shutil.rmtree(data_dir)
+    data_dir.write_text("a file where the folder was")
+    history.record("door", "with_mask", NOW)
+    wait_until(lambda: history.problems(), what="the failed write reported")
+    with pytest.raises(DatabaseUnavailable):
+        history.report(5, NOW)

@@ -5,30 +5,29 @@ count again; frames where the detector misses it do not) raises one alert, unles
 `cooldown_s` seconds ago. A track alerts at most once; one suppressed by the cool-down may alert after it.
 
 The capture thread only decides and queues. The snapshot JPEG and the log line are written by one background
-worker, which then queues the alert for another that calls the webhook (a slow webhook cannot hold up the log);
-a failing webhook is retried with back-off, then logged and given up.
+worker, which then puts the alert in the webhook's outbox on disk (webhook.py: a slow or dead webhook cannot hold
+up the log, and loses nothing). A data folder deleted while the app runs is created again for the next alert; one
+that cannot be written (full, read-only) is logged and reported by problems() (/healthz).
 Files (0600): `<data dir>/alerts/alerts.jsonl` (one JSON object per alert), `<data dir>/alerts/<id>.jpg` (the
-frame with the face boxed); `purge` deletes those of alerts older than the retention time.
+frame with the face boxed), `<data dir>/alerts/outbox/<id>.json` (alerts not yet delivered to the webhook);
+`purge` deletes the log lines and snapshots of alerts older than the retention time.
 """
 
-import http.client
 import json
 import logging
 import threading
-import urllib.error
-import urllib.request
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import numpy as np
 
 from maskdetector.analytics.retention import alert_time, purge_alerts
+from maskdetector.analytics.webhook import OUTBOX_DIRNAME, Outbox, Webhook
 from maskdetector.errors import UserError
-from maskdetector.files import open_private, private_dir, write_private
+from maskdetector.files import open_private, private_dir, recreate_private_dir, write_private
 from maskdetector.types import Face
 from maskdetector.vision.annotation import draw_faces, encode_jpeg
 from maskdetector.vision.tracking import Track
@@ -69,61 +68,6 @@ class AlertGate:
         return True
 
 
-class Webhook:
-    """POSTs alerts as JSON to an http(s) URL, retrying connection errors, timeouts, 5xx and 429 with back-off.
-
-    Logs name only the URL's host: a webhook URL often carries a secret token.
-    """
-
-    def __init__(self, url: str, attempts: int = 4, backoff_s: float = 1.0, timeout_s: float = 5.0) -> None:
-        self.url = url
-        self.host = urlsplit(url).hostname or "?"
-        self._attempts = attempts
-        self._backoff_s = backoff_s
-        self._timeout_s = timeout_s
-        self._stop = threading.Event()
-
-    def send(self, alert: Alert) -> bool:
-        """Deliver one alert (blocking, for a worker thread); False once given up."""
-        body = json.dumps({"event": "no_mask", **alert}).encode("utf-8")
-        delay = self._backoff_s
-        for attempt in range(1, self._attempts + 1):
-            problem, retry = self._post(body)
-            if problem is None:
-                return True
-            if not retry or attempt == self._attempts:
-                break
-            log.warning("alert webhook to %s failed (%s); retry %d in %.1fs", self.host, problem, attempt, delay)
-            if self._stop.wait(delay):
-                break
-            delay *= 2
-        log.error(
-            "alert webhook to %s gave up on alert %s after %d attempts: %s", self.host, alert["id"], attempt, problem
-        )
-        return False
-
-    def stop(self) -> None:
-        """Cut short any back-off wait, so shutdown does not wait for retries."""
-        self._stop.set()
-
-    def _post(self, body: bytes) -> tuple[str | None, bool]:
-        """(None, _) on success, else (what went wrong, whether a retry may help)."""
-        request = urllib.request.Request(
-            self.url,
-            data=body,
-            method="POST",
-            headers={"Content-Type": "application/json", "User-Agent": "maskdetector"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=self._timeout_s) as response:
-                response.read()
-            return None, False
-        except urllib.error.HTTPError as exc:
-            return f"HTTP {exc.code}", exc.code >= 500 or exc.code == 429
-        except (OSError, http.client.HTTPException) as exc:  # refused, unreachable, timed out, garbled reply
-            return str(getattr(exc, "reason", exc)) or type(exc).__name__, True
-
-
 class Alerts:
     """The alert rule, the alerts log with snapshots and the optional webhook, for every source of one app."""
 
@@ -143,10 +87,10 @@ class Alerts:
         except OSError as exc:
             raise UserError(f"cannot create the alerts folder {self.folder}: {exc.strerror or exc}") from None
         self._gate = AlertGate(frames, cooldown_s)
-        self._webhook = webhook
+        self._outbox = Outbox(self.folder / OUTBOX_DIRNAME, webhook) if webhook else None
+        self._disk_error = ""  # why the latest alert could not be written, until one is
         self._listeners = tuple(listeners)
         self._raised: Counter[str] = Counter()  # per source, since start-up
-        self._webhook_results: Counter[bool] = Counter()
         self._lock = threading.Lock()
         self._file_lock = threading.Lock()  # the writer appends to the log, purge rewrites it
         self._recent: deque[Alert] = deque(self._read_recent(), maxlen=RECENT)
@@ -154,7 +98,6 @@ class Alerts:
         self._writer: BackgroundWorker[tuple[Alert, np.ndarray, Face]] = BackgroundWorker(
             "alert writer", self._store, QUEUE_SIZE
         )
-        self._sender = BackgroundWorker("alert webhook", self._send, QUEUE_SIZE) if webhook else None
 
     def observe(self, source: str, frame: np.ndarray, tracks: Sequence[Track], now: float) -> list[Alert]:
         """Apply the rule to the tracks seen in one frame of `source`; queue what the alerts raised need done."""
@@ -193,15 +136,18 @@ class Alerts:
 
     @property
     def has_webhook(self) -> bool:
-        return self._webhook is not None
+        return self._outbox is not None
 
     def counts(self) -> dict[str, object]:
-        """Alerts raised per source and webhook deliveries since start-up, for /api/stats and /metrics."""
+        """Alerts raised per source and webhook deliveries since start-up (failed: refused by the receiver or lost
+        to a full or unwritable outbox; pending: waiting in the outbox), for /api/stats and /metrics."""
+        webhook = self._outbox.status() if self._outbox else {}
         with self._lock:
             return {
                 "raised": dict(self._raised),
-                "webhook_delivered": self._webhook_results[True],
-                "webhook_failed": self._webhook_results[False],
+                "webhook_delivered": webhook.get("delivered", 0),
+                "webhook_failed": webhook.get("refused", 0) + webhook.get("lost", 0),
+                "webhook_pending": webhook.get("pending", 0),
             }
 
     def purge(self, cutoff: float) -> int:
@@ -214,37 +160,43 @@ class Alerts:
             self._recent.extend(kept)
         return removed
 
+    def problems(self) -> list[str]:
+        """What goes wrong now, one line each, for /healthz: the alerts folder cannot be written, the webhook fails."""
+        found = [f"alerts: {self._disk_error}"] if self._disk_error else []
+        if self._outbox is not None:
+            webhook = self._outbox.status()
+            if not webhook["ok"]:
+                found.append(f"alert webhook to {webhook['host']}: {webhook['error']} ({webhook['pending']} waiting)")
+        return found
+
     def snapshot_path(self, alert_id: int) -> Path:
         return self.folder / f"{alert_id}.jpg"
 
     def flush(self, timeout: float = 10.0) -> bool:
-        return self._writer.flush(timeout) and (self._sender is None or self._sender.flush(timeout))
+        return self._writer.flush(timeout) and (self._outbox is None or self._outbox.flush(timeout))
 
-    def close(self) -> None:
-        """Finish writing the log; give the webhook a moment only: shutdown must not hang on a dead receiver."""
-        self._writer.close()
-        if self._webhook is not None and self._sender is not None:
-            self._webhook.stop()
-            self._sender.close(timeout=SENDER_CLOSE_S)
+    def close(self, timeout: float = 2.0) -> None:
+        """Finish writing the log; give the webhook a moment only: what it has not sent stays in the outbox."""
+        self._writer.close(timeout)
+        if self._outbox is not None:
+            self._outbox.close(timeout=SENDER_CLOSE_S)
 
     def _store(self, item: tuple[Alert, np.ndarray, Face]) -> None:
         alert, frame, face = item
         path = self.snapshot_path(alert["id"])
         try:  # bytes written by Python, not cv2.imwrite: that fails on non-ASCII data folders
+            recreate_private_dir(self.folder)  # again: the folder may have been deleted meanwhile
             write_private(path, encode_jpeg(draw_faces(frame, [face]), SNAPSHOT_JPEG_QUALITY))
+            with self._file_lock, open_private(self.folder / LOG_FILENAME, "a") as log_file:
+                log_file.write(json.dumps(alert) + "\n")
+            self._disk_error = ""
         except (OSError, ValueError) as exc:
-            log.error("could not write the alert snapshot %s: %s", path, exc)
-        with self._file_lock, open_private(self.folder / LOG_FILENAME, "a") as log_file:
-            log_file.write(json.dumps(alert) + "\n")
-        if self._sender is not None:  # after the snapshot is on disk, so the receiver can fetch it at once
-            self._sender.submit(alert)
+            self._disk_error = f"cannot write to {self.folder}: {getattr(exc, 'strerror', None) or exc}"
+            log.error("alert %s is not in the alerts log: %s", alert["id"], self._disk_error)
+        if self._outbox is not None:  # after the snapshot is on disk, so the receiver can fetch it at once
+            self._outbox.add(alert)
         for listener in self._listeners:
             listener(alert)
-
-    def _send(self, alert: Alert) -> None:
-        delivered = self._webhook.send(alert)
-        with self._lock:
-            self._webhook_results[delivered] += 1
 
     def _read_recent(self) -> list[Alert]:
         """The last RECENT alerts of the log, from its tail; a damaged line is skipped with a warning."""

@@ -16,13 +16,13 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
+from maskdetector.analytics.sightings_table import migrate, reason, sightings, sqlalchemy_engine, upsert_statement
 from maskdetector.constants import CLASS_DISPLAY
 from maskdetector.errors import UserError
-from maskdetector.files import create_private, private_dir
+from maskdetector.files import create_private, private_dir, recreate_private_dir
 
 log = logging.getLogger(__name__)
 
@@ -33,22 +33,9 @@ COMPLIANT_LABEL = "with_mask"
 MAX_PENDING_ROWS = 100_000
 RETRY_INITIAL_S = 1.0
 RETRY_MAX_S = 30.0
-CONNECT_TIMEOUT_S = 5
 SCOPES = ("instance", "site")
 
 Key = tuple[str, int, str]  # (source, minute, label)
-
-metadata = sa.MetaData()
-sightings = sa.Table(
-    "sightings",
-    metadata,
-    sa.Column("instance", sa.String(64), primary_key=True),
-    sa.Column("source", sa.String(200), primary_key=True),
-    sa.Column("minute", sa.BigInteger, primary_key=True),
-    sa.Column("label", sa.String(64), primary_key=True),
-    sa.Column("count", sa.BigInteger, nullable=False),
-    sqlite_with_rowid=False,
-)
 
 
 def default_instance() -> str:
@@ -91,49 +78,6 @@ def _series(per_minute: Mapping[int, Counter[str]]) -> dict[str, object]:
     }
 
 
-def _engine(url: URL) -> Engine:
-    if url.get_backend_name() == "sqlite":
-        engine = sa.create_engine(url, connect_args={"timeout": 10})
-
-        @sa.event.listens_for(engine, "connect")
-        def _wal(dbapi_connection: object, _record: object) -> None:
-            # WAL: request threads read while the writer writes. NORMAL is safe with WAL; a power cut may lose
-            # the last seconds.
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.close()
-
-        return engine
-    return sa.create_engine(
-        url, pool_pre_ping=True, pool_size=2, max_overflow=4, connect_args={"connect_timeout": CONNECT_TIMEOUT_S}
-    )
-
-
-def _migrate(conn: sa.Connection, instance: str) -> None:
-    """Create the table, or bring a file from before instances existed up to date: its rows become this
-    instance's."""
-    columns = {column["name"] for column in sa.inspect(conn).get_columns("sightings")} if _has_table(conn) else set()
-    if columns and "instance" not in columns:
-        log.info("adding instance names to the statistics table (rows so far belong to %s)", instance)
-        conn.execute(sa.text("ALTER TABLE sightings RENAME TO sightings_before_instances"))
-        metadata.create_all(conn)
-        conn.execute(
-            sa.text(
-                "INSERT INTO sightings (instance, source, minute, label, count) "
-                "SELECT :instance, source, minute, label, count FROM sightings_before_instances"
-            ),
-            {"instance": instance},
-        )
-        conn.execute(sa.text("DROP TABLE sightings_before_instances"))
-    else:
-        metadata.create_all(conn)
-
-
-def _has_table(conn: sa.Connection) -> bool:
-    return sa.inspect(conn).has_table("sightings")
-
-
 class DatabaseUnavailable(Exception):
     """The database could not answer a report; the message is one line, without credentials."""
 
@@ -150,12 +94,12 @@ class History:
             if url.get_backend_name() == "sqlite":
                 private_dir(Path(url.database).parent)
                 create_private(Path(url.database), b"")  # 0600; SQLite gives its -wal and -shm files the same mode
-            self._engine = _engine(url)
+            self._engine = sqlalchemy_engine(url)
             with self._engine.begin() as conn:
-                _migrate(conn, instance)
+                migrate(conn, instance)
         except (OSError, SQLAlchemyError) as exc:
-            raise UserError(f"cannot open the statistics database {self._shown}: {_reason(exc)}") from None
-        self._upsert = _upsert_statement(self._engine.dialect.name)
+            raise UserError(f"cannot open the statistics database {self._shown}: {reason(exc)}") from None
+        self._upsert = upsert_statement(self._engine.dialect.name)
         self._max_pending = max_pending
         self._cond = threading.Condition()
         self._pending: Counter[Key] = Counter()
@@ -163,6 +107,8 @@ class History:
         self._closed = False
         self._stop = threading.Event()
         self._written = self._lost = self._errors = 0  # sightings written and lost, failed writes
+        self._last_error = ""  # why the latest write failed, until one succeeds
+        self._reopen_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="history writer", daemon=True)
         self._thread.start()
 
@@ -187,10 +133,11 @@ class History:
         if scope != "site":
             query = query.where(sightings.c.instance == self.instance)
         try:
+            self._recreate_if_gone()
             with self._engine.connect() as conn:
                 rows = conn.execute(query).all()
-        except SQLAlchemyError as exc:
-            raise DatabaseUnavailable(f"{self._shown}: {_reason(exc)}") from None
+        except (OSError, SQLAlchemyError) as exc:
+            raise DatabaseUnavailable(f"{self._shown}: {reason(exc)}") from None
         per_source: defaultdict[str, defaultdict[int, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
         total: defaultdict[int, Counter[str]] = defaultdict(Counter)
         for instance, source, minute, label, count in rows:
@@ -218,8 +165,13 @@ class History:
             with self._engine.begin() as conn:
                 return conn.execute(query).rowcount
         except SQLAlchemyError as exc:
-            log.warning("cannot delete old statistics from %s: %s", self._shown, _reason(exc))
+            log.warning("cannot delete old statistics from %s: %s", self._shown, reason(exc))
             return 0
+
+    def problems(self) -> list[str]:
+        """What goes wrong now, for /healthz: the latest write failed (database away, disk full)."""
+        with self._cond:
+            return [f"statistics database {self._shown}: {self._last_error}"] if self._last_error else []
 
     def stats(self) -> dict[str, int]:
         """Sightings written, waiting (counted but not yet in the database) and lost; failed writes."""
@@ -256,19 +208,21 @@ class History:
                 self._writing = True
             try:
                 self._write(batch)
-            except SQLAlchemyError as exc:
+            except (OSError, SQLAlchemyError) as exc:
                 with self._cond:
                     self._pending.update(batch)  # kept for the next attempt, merged with what came since
                     self._writing = False
                     self._errors += 1
+                    self._last_error = reason(exc)
                     self._cond.notify_all()
-                log.warning("cannot write statistics to %s (%s); retrying in %.0fs", self._shown, _reason(exc), delay)
+                log.warning("cannot write statistics to %s (%s); retrying in %.0fs", self._shown, reason(exc), delay)
                 if self._stop.wait(delay):
                     return
                 delay = min(delay * 2, RETRY_MAX_S)
                 continue
             delay = RETRY_INITIAL_S
             with self._cond:
+                self._last_error = ""
                 self._written += sum(batch.values())
                 self._writing = False
                 self._cond.notify_all()
@@ -279,19 +233,22 @@ class History:
             {"instance": self.instance, "source": source, "minute": minute, "label": label, "count": count}
             for (source, minute, label), count in sorted(batch.items())
         ]
+        self._recreate_if_gone()
         with self._engine.begin() as conn:
             conn.execute(self._upsert, rows)
 
-
-def _upsert_statement(dialect: str) -> sa.Insert:
-    insert = postgresql.insert(sightings) if dialect == "postgresql" else sqlite.insert(sightings)
-    return insert.on_conflict_do_update(
-        index_elements=[column.name for column in sightings.primary_key],
-        set_={"count": sightings.c["count"] + insert.excluded["count"]},
-    )
-
-
-def _reason(exc: BaseException) -> str:
-    """The driver's own first line, without SQLAlchemy's wrapping and background-link footer."""
-    original = getattr(exc, "orig", None) or exc
-    return (str(original).strip().splitlines() or [type(original).__name__])[0]
+    def _recreate_if_gone(self) -> None:
+        """A SQLite file deleted while the app runs (the data folder removed) is created again, instead of being
+        written on as a deleted file that nothing can read back. OSError if its folder cannot be made."""
+        path = self.url.database if not self.shared else None
+        if not path or path == ":memory:" or Path(path).exists():
+            return
+        with self._reopen_lock:
+            if Path(path).exists():
+                return
+            log.warning("the statistics database %s has gone: creating it again", path)
+            self._engine.dispose()  # the pooled connections hold the deleted file
+            recreate_private_dir(Path(path).parent)
+            create_private(Path(path), b"")  # 0600, as at start-up
+            with self._engine.begin() as conn:
+                migrate(conn, self.instance)
