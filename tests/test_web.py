@@ -162,7 +162,7 @@ def test_settings_come_from_environment(untrained_model, monkeypatch):
     monkeypatch.setenv("MASKDETECTOR_JPEG_QUALITY", "55")
     app = create_app({"JPEG_QUALITY": 60})
     assert app.config["JPEG_QUALITY"] == 60  # explicit config wins over the environment
-    assert get_state(app).hub.source_name == "rtsp://user:***@cam.local/live"
+    assert get_state(app).hub.source_name == "rtsp://cam.local/live"
     monkeypatch.setenv("MASKDETECTOR_MIRROR", "perhaps")
     with pytest.raises(UserError, match="MASKDETECTOR_MIRROR"):
         create_app()

@@ -5,6 +5,8 @@ streaming layer can show that reason and retry instead of hanging.
 """
 
 import logging
+import socket
+import ssl
 import time
 from pathlib import Path
 from typing import Protocol
@@ -22,6 +24,9 @@ URL_SCHEMES = ("rtsp", "http", "https")
 FALLBACK_FILE_FPS = 25.0
 # A network stream that stalls must fail (and be retried) rather than block the reading thread for good.
 STREAM_TIMEOUT_MS = 10_000
+# How long a stream's server may take to answer the probe before the open is given up (and retried with back-off).
+PROBE_TIMEOUT_S = 2.0
+DEFAULT_PORTS = {"rtsp": 554, "http": 80, "https": 443}
 
 SourceSpec = int | str  # camera index, video file path or stream URL
 
@@ -60,16 +65,62 @@ def parse_source(text: str | int) -> SourceSpec:
 
 
 def describe_source(spec: SourceSpec) -> str:
-    """A name to show people: 'camera 0', the file name, or the URL with any password hidden."""
+    """A name to show people: 'camera 0', the file name, or the URL as scheme://host[:port]/path: no user name,
+    password, query or fragment (cameras take tokens in the query as often as passwords in the URL)."""
     if isinstance(spec, int):
         return f"camera {spec}"
     if is_url(spec):
         parts = urlsplit(spec)
-        if parts.password is not None:
-            netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-            return urlunsplit(parts._replace(netloc=netloc))
-        return spec
+        host = parts.hostname or "?"
+        if ":" in host:  # an IPv6 address
+            host = f"[{host}]"
+        try:
+            port = f":{parts.port}" if parts.port else ""
+        except ValueError:  # a port that is not a number: is_url accepted it, OpenCV will refuse it
+            port = ""
+        return urlunsplit((parts.scheme.lower(), host + port, parts.path, "", ""))
     return Path(spec).name
+
+
+def probe_stream(url: str, timeout_s: float = PROBE_TIMEOUT_S) -> None:
+    """SourceError unless the server of `url` accepts a connection and answers a request within `timeout_s`.
+
+    OpenCV opens every FFmpeg capture under one process-wide lock, so a server that accepts and never answers
+    would hold up the opening of every other file and stream for the whole open timeout; this is asked first,
+    from Python, without that lock. Any reply counts (a 401 too: FFmpeg will log in)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    shown = describe_source(url)
+    try:
+        port = parts.port or DEFAULT_PORTS[scheme]
+    except ValueError:
+        raise SourceError(f"{shown}: the port is not a number from 0 to 65535") from None
+    if not parts.hostname:
+        raise SourceError(f"{shown} names no host")
+    target = urlunsplit((scheme, parts.netloc.rpartition("@")[2], parts.path or "/", parts.query, ""))
+    if scheme == "rtsp":
+        request = f"OPTIONS {target} RTSP/1.0\r\nCSeq: 1\r\nUser-Agent: maskdetector\r\n\r\n"
+    else:
+        path = urlunsplit(("", "", parts.path or "/", parts.query, ""))
+        request = f"GET {path} HTTP/1.0\r\nHost: {parts.hostname}\r\nUser-Agent: maskdetector\r\n\r\n"
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=timeout_s) as raw:
+            conn = ssl_context().wrap_socket(raw, server_hostname=parts.hostname) if scheme == "https" else raw
+            conn.sendall(request.encode("utf-8"))
+            if not conn.recv(1):
+                raise SourceError(f"{shown} closed the connection without answering")
+    except TimeoutError:
+        raise SourceError(f"{shown} does not answer (nothing within {timeout_s:g}s)") from None
+    except OSError as exc:
+        raise SourceError(f"cannot reach {shown}: {exc.strerror or exc}") from None
+
+
+def ssl_context() -> ssl.SSLContext:
+    """For the probe only: whether anyone answers, not who (FFmpeg checks the stream itself)."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 class VideoSource:
@@ -86,6 +137,7 @@ class VideoSource:
         is_stream = isinstance(spec, str) and is_url(spec)
         self._is_file = isinstance(spec, str) and not is_stream
         if is_stream:
+            probe_stream(spec)
             timeout = STREAM_TIMEOUT_MS
             params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout]
             self._cap = cv2.VideoCapture(spec, cv2.CAP_FFMPEG, params)
