@@ -7,6 +7,7 @@ Bad input (source, model, busy port) ends with one `error: ...` line and exit co
 
 import errno
 import logging
+import os
 import signal
 import socket
 import sys
@@ -82,15 +83,14 @@ def main(argv: list[str] | None = None) -> int:
         refuse_open_network(settings)
         sources_from_settings(settings)  # cheap checks first: the model load below takes seconds
         ensure_port_free(settings["HOST"], settings["PORT"])
-        from werkzeug.serving import make_server
-
         load_tensorflow()  # only once the input is known good: it takes seconds
         from maskdetector.web.app import create_app
+        from maskdetector.web.serving import make_server
         from maskdetector.web.state import get_state
 
         app = create_app(settings)
         try:
-            server = make_server(settings["HOST"], settings["PORT"], app, threaded=True)
+            server = make_server(app, settings["HOST"], settings["PORT"], float(settings["SOCKET_TIMEOUT"]))
         except OSError as exc:  # taken between the check and now
             raise UserError(f"cannot listen on {settings['HOST']}:{settings['PORT']} ({exc.strerror or exc})") from None
     except UserError as exc:
@@ -105,7 +105,11 @@ def main(argv: list[str] | None = None) -> int:
         pass
     finally:
         server.server_close()
-        get_state(app).close()
+        stopped = get_state(app).close()
+    if not stopped:  # a capture thread is stuck in OpenCV (a hung stream): do not wait for it, nor tear down around it
+        log.warning("exiting without waiting for a source that does not stop")
+        logging.shutdown()
+        os._exit(0)
     return 0
 
 

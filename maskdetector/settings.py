@@ -95,6 +95,16 @@ class Settings(BaseSettings):
     detect_queue: int = Field(
         4, ge=0, description="uploads waiting for a detect worker; more are answered 503 with Retry-After"
     )
+    max_viewers: int = Field(
+        100, ge=1, description="open streams (/video_feed) the app serves at once, all sources together; more get 503"
+    )
+    max_viewers_per_source: int = Field(50, ge=1, description="open streams of one source at once; more get 503")
+    socket_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="seconds a connection may stay silent (an idle keep-alive, headers sent halfway, a viewer that "
+        "stopped reading) before app.py's server closes it",
+    )
     data_dir: str = Field(str(APP_DATA_DIR), description="folder for the statistics database and the alerts log")
     history: bool = Field(True, description="keep per-minute counts of people (counts only, no images)")
     database_url: str = Field(

@@ -91,6 +91,7 @@ class RetentionJob:
             if self._stop.wait(self._every_s):
                 return
 
-    def close(self) -> None:
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop; a purge under way may finish within `timeout` seconds."""
         self._stop.set()
-        self._thread.join(5.0)
+        self._thread.join(timeout)

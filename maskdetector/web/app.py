@@ -33,6 +33,7 @@ from maskdetector.web.routes import bp
 from maskdetector.web.scheduler import AnalysisScheduler
 from maskdetector.web.state import EXTENSION_KEY, Camera, WebState
 from maskdetector.web.streaming import StreamHub
+from maskdetector.web.viewers import ViewerCount
 
 
 def _source_factories(settings: Mapping[str, object]) -> list[tuple[str, str, Callable[[], FrameSource]]]:
@@ -62,6 +63,7 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     history, events, alerts = _stores(settings, data_dir, instance, clock, [name for name, _, _ in sources], hubs)
     scheduler = AnalysisScheduler(int(settings["ANALYSIS_WORKERS"]))  # one analysis pool for all sources
     metrics = AppMetrics()
+    viewer_count = ViewerCount(int(settings["MAX_VIEWERS"]))  # the cap on all sources' viewers together
     cameras = {}
     for name, label, factory in sources:
         monitor = SourceMonitor(name, [sink for sink in (history, events) if sink], alerts, clock)
@@ -76,6 +78,8 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
             on_analysis=monitor,
             scheduler=scheduler,
             motion_gating=bool(settings["MOTION_GATING"]),
+            max_viewers=int(settings["MAX_VIEWERS_PER_SOURCE"]),
+            viewer_count=viewer_count,
         )
         cameras[name] = Camera(name, hub, monitor)
         if settings["ALWAYS_ON"]:

@@ -4,12 +4,10 @@ import logging
 import re
 import time
 from collections import Counter
-from collections.abc import Generator
-from contextlib import closing
 
 from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request, send_file, url_for
 from prometheus_client import CONTENT_TYPE_LATEST
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 
 from maskdetector.analytics.alerts import RECENT
 from maskdetector.analytics.history import MAX_MINUTES, SCOPES, DatabaseUnavailable, summarize
@@ -20,21 +18,14 @@ from maskdetector.web.metrics import METRICS_KEY
 from maskdetector.web.state import Camera, WebState, get_state
 from maskdetector.web.streaming import StreamHub
 from maskdetector.web.uploads import ImageLimits, checked_size, decode_image, upload_bytes
+from maskdetector.web.viewers import BOUNDARY, ViewerLimit, multipart_stream
 
-BOUNDARY = "frame"
 DEFAULT_HISTORY_MINUTES = 60
+VIEWER_RETRY_AFTER_S = 10
 WHOLE_NUMBER = re.compile(r"[0-9]{1,9}")
 
 bp = Blueprint("maskdetector", __name__)
 log = logging.getLogger(__name__)
-
-
-def multipart_stream(jpegs: Generator[bytes, None, None]) -> Generator[bytes, None, None]:
-    """Wrap JPEGs as multipart/x-mixed-replace parts; closing this closes `jpegs` (the viewer leaves)."""
-    with closing(jpegs):
-        for jpeg in jpegs:
-            head = f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
-            yield head.encode("ascii") + jpeg + b"\r\n"
 
 
 def _css_colour(bgr: tuple[int, int, int]) -> str:
@@ -114,11 +105,18 @@ def index() -> str:
 
 
 def _mjpeg(hub: StreamHub) -> Response:
-    return Response(
-        multipart_stream(hub.frames()),
+    """The stream for one more viewer, or 503 when its source or the app has as many as it takes."""
+    try:
+        viewer = hub.viewer()
+    except ViewerLimit as exc:
+        raise ServiceUnavailable(str(exc), retry_after=VIEWER_RETRY_AFTER_S) from None
+    response = Response(
+        multipart_stream(viewer.frames()),
         mimetype=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
         headers={"Cache-Control": "no-cache, no-store, must-revalidate", "X-Accel-Buffering": "no"},
     )
+    response.call_on_close(viewer.close)  # also when the client left before the first frame was asked for
+    return response
 
 
 @bp.get("/video_feed")
@@ -201,11 +199,14 @@ def api_alert_snapshot(alert_id: int) -> Response:
 
 @bp.get("/healthz")
 def healthz() -> Response:
-    """Always 200 while the app runs; the model is loaded at start-up, the camera may be down."""
+    """200 while the app runs; the model is loaded at start-up, the camera may be down. `status` is "degraded"
+    and `problems` says why when a store cannot write or the webhook fails (each also logged where it happens)."""
     state = get_state(current_app)
     stats = state.hub.stats()
+    problems = state.problems()
     return jsonify(
-        status="ok",
+        status="degraded" if problems else "ok",
+        problems=problems,
         model_ready=True,
         classes=state.class_names,
         camera_ready=stats["camera"] == "ok",
@@ -236,13 +237,13 @@ def api_detect() -> Response:
 
 
 def _is_api(path: str) -> bool:
-    return path.startswith(("/api/", "/video_feed/"))
+    return path.startswith(("/api/", "/video_feed"))
 
 
 @bp.app_errorhandler(HTTPException)
 def api_http_error(exc: HTTPException) -> Response | HTTPException:
-    """Programs calling /api/... or /video_feed/<name> get {"error": "..."} with the status (413 for a too-large
-    body included) and the exception's own headers (Retry-After, Allow)."""
+    """Programs calling /api/..., /video_feed or /video_feed/<name> get {"error": "..."} with the status (413 for a
+    too-large body included) and the exception's own headers (Retry-After, Allow)."""
     if not _is_api(request.path):
         return exc
     response = jsonify(error=exc.description)
