@@ -11,7 +11,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import CancelledError, ThreadPoolExecutor
 from typing import TypeVar
 
 from werkzeug.exceptions import ServiceUnavailable
@@ -54,7 +54,14 @@ class DetectPool:
                 retry_after=RETRY_AFTER_S,
             )
         try:
-            return self._executor.submit(_with_own_models, work).result()
+            try:
+                future = self._executor.submit(_with_own_models, work)
+            except RuntimeError:  # "cannot schedule new futures after shutdown"
+                raise ServiceUnavailable("the server is shutting down", retry_after=RETRY_AFTER_S) from None
+            try:
+                return future.result()
+            except CancelledError:  # waiting in line when the app shut down
+                raise ServiceUnavailable("the server is shutting down", retry_after=RETRY_AFTER_S) from None
         finally:
             self._admitted.release()
 
