@@ -5,6 +5,7 @@ import json
 import logging
 import shutil
 import socket
+import stat
 import threading
 import time
 
@@ -205,6 +206,27 @@ def test_a_deleted_data_folder_is_created_again_for_the_next_alert(data_dir):
     assert json.loads((data_dir / "alerts" / LOG_FILENAME).read_text().splitlines()[-1])["id"] == alert["id"]
     assert alerts.problems() == []
     alerts.close()
+
+
+def test_outbox_and_a_recreated_data_folder_are_private(data_dir):
+    """Undelivered alerts say where and when someone was seen: 0600 files in 0700 folders, also after the data
+    folder was deleted while the app ran."""
+    alerts = Alerts(data_dir, frames=1, cooldown_s=0, webhook=Webhook(closed_port_url()))
+    tracker = BoxTracker()
+    try:
+        for x, when in ((40, 1000.0), (240, 2000.0)):
+            alerts.observe("door", FRAME, tracker.update([bare(x)]).seen, when)
+            assert alerts._writer.flush()
+            if when == 1000.0:
+                shutil.rmtree(data_dir)
+        outbox = data_dir / "alerts" / "outbox"
+        folders = [data_dir, data_dir / "alerts", outbox]
+        assert [oct(stat.S_IMODE(path.stat().st_mode)) for path in folders] == ["0o700"] * 3
+        files = [*outbox.glob("*.json"), *(data_dir / "alerts").glob("*.j*")]
+        assert len(files) == 3  # the second alert's outbox file, snapshot and log
+        assert {oct(stat.S_IMODE(path.stat().st_mode)) for path in files} == {"0o600"}
+    finally:
+        alerts.close()
 
 
 def test_an_unwritable_alerts_folder_is_reported(data_dir):

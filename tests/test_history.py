@@ -3,6 +3,7 @@ time window, compliance, instances and the site scope, surviving a reopen, migra
 
 import shutil
 import sqlite3
+import stat
 
 import pytest
 from helpers import wait_until
@@ -186,6 +187,8 @@ def test_a_deleted_data_folder_is_created_again_and_history_keeps_answering(data
     history.record("door", "without_mask", NOW)
     assert history.flush()
     assert (data_dir / DB_FILENAME).is_file()
+    assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700  # private again, as at start-up
+    assert stat.S_IMODE((data_dir / DB_FILENAME).stat().st_mode) == 0o600
     report = history.report(5, NOW)
     assert report["total"]["totals"]["without_mask"] == 1  # the new file's rows: the deleted ones are gone
     assert "has gone: creating it again" in caplog.text
