@@ -40,7 +40,7 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         monkeypatch.delenv(env_var(name), raising=False)
     folder = tmp_path / "data"
     monkeypatch.setenv("MASKDETECTOR_DATA_DIR", str(folder))
-    # Fake cameras show the same flat frame again and again, which motion gating would rightly never analyse twice;
+    # Fake cameras show the same flat frame again and again, which motion gating would rightly never analyze twice;
     # tests/test_motion_gate.py tests the gating itself.
     monkeypatch.setenv("MASKDETECTOR_MOTION_GATING", "0")
     return folder

@@ -37,7 +37,7 @@ class LabelledFaces:
     sources: list[str] = field(default_factory=list)  # which data set each image came from
     skipped: int = 0  # unreadable files that were left out
     origins: list[str] = field(default_factory=list)  # the file each image was read or cut from
-    # grey 32x32 of each whole file when `images` are faces cut out of it (copies are found on whole files)
+    # gray 32x32 of each whole file when `images` are faces cut out of it (copies are found on whole files)
     thumbnails: np.ndarray | None = None
 
     def copy_thumbnails(self) -> np.ndarray:
@@ -52,7 +52,7 @@ class LabelledFaces:
 
 
 def thumbnails(images: np.ndarray) -> np.ndarray:
-    """uint8 (N, 32, 32) grey versions of model-input images (N, H, W, 3) RGB."""
+    """uint8 (N, 32, 32) gray versions of model-input images (N, H, W, 3) RGB."""
     small = [
         cv2.resize(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), (32, 32), interpolation=cv2.INTER_AREA) for image in images
     ]
@@ -248,7 +248,7 @@ def copy_groups(faces: LabelledFaces, *, tolerance: int = 12, min_share: float =
     (most of the observations set's masked faces are its unmasked photos plus a drawn mask). A split
     that puts one copy in training and another in the test split lets a model answer from memory: the
     test then scores recall of the copy's label, which for a drawn-on mask is the wrong one. Two images
-    count as copies when at least `min_share` of their pixels (grey, 32x32) differ by at most
+    count as copies when at least `min_share` of their pixels (gray, 32x32) differ by at most
     `tolerance` levels, as they are or mirrored; a drawn mask covers well under half a face photo.
     """
     n = len(faces)

@@ -27,7 +27,7 @@ def build_augmentation(seed: int) -> keras.Sequential:
             layers.RandomBrightness(0.15, seed=seed),
             layers.RandomContrast(0.2, seed=seed),
             layers.RandomSaturation((0.35, 0.65), seed=seed),
-            # masks come in every colour and print: hue rotation and some greyscale keep the model off colour
+            # masks come in every colour and print: hue rotation and some grayscale keep the model off colour
             layers.RandomHue(0.25, value_range=(0, 255), seed=seed),
             layers.RandomGrayscale(0.1, seed=seed),
             layers.RandomGaussianBlur(factor=0.3, sigma=(0.0, 1.0), seed=seed),

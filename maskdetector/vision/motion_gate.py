@@ -17,7 +17,7 @@ PIXEL_DELTA = 12  # gray levels (of 255): above the noise left after averaging, 
 MIN_CHANGED = 0.002  # share of the small copy's pixels: 0.2%, about 6 of 64x48 (a face of 30 px moving 3 px)
 
 
-def small_grey(frame_bgr: np.ndarray, width: int = GATE_WIDTH) -> np.ndarray:
+def small_gray(frame_bgr: np.ndarray, width: int = GATE_WIDTH) -> np.ndarray:
     """The frame as a `width`-pixel-wide gray copy (int16, so differences cannot wrap around)."""
     height = max(1, round(frame_bgr.shape[0] * width / frame_bgr.shape[1]))
     small = cv2.resize(frame_bgr, (width, height), interpolation=cv2.INTER_AREA)
@@ -36,7 +36,7 @@ class MotionGate:
     def moved(self, frame_bgr: np.ndarray) -> bool:
         """True for the first frame, a frame of another size, and one in which something moved; it becomes the
         picture later frames are compared with."""
-        small = small_grey(frame_bgr)
+        small = small_gray(frame_bgr)
         reference = self._reference
         if reference is not None and reference.shape == small.shape:
             changed = np.count_nonzero(np.abs(small - reference) >= self.pixel_delta)

@@ -47,7 +47,7 @@ def onet_tflite() -> bytes:
 
 
 def square_crops(rgb: np.ndarray, boxes: Sequence[Sequence[float]], size: int = ONET_SIZE) -> np.ndarray:
-    """size x size crops of the squares around (x, y, w, h) boxes (side max(w, h)), mid-grey outside the frame,
+    """size x size crops of the squares around (x, y, w, h) boxes (side max(w, h)), mid-gray outside the frame,
     scaled to [-1, 1] as MTCNN feeds its networks."""
     crops = np.empty((len(boxes), size, size, 3), np.float32)
     for i, (x, y, w, h) in enumerate(boxes):
