@@ -59,9 +59,10 @@ loso: $(VENV)/.runtime
 		$(PY) train.py --init-model runs/base/mask_detector.keras $(FINE_TUNE) --epochs 4 --leave-out $$source \
 			--out runs/loso-$$source || exit 1; done
 
-# docs/configuration.md is generated from the settings model (tests/test_settings.py checks it is current).
+# docs/configuration.md is generated from the settings models, the app's and train.py's (tests/test_settings.py
+# checks it is current).
 docs: $(VENV)/.runtime
-	$(PY) -m maskdetector.settings_docs > docs/configuration.md
+	{ $(PY) -m maskdetector.settings_docs && $(PY) -m maskdetector.training.settings; } > docs/configuration.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import limits
 from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from maskdetector.constants import APP_DATA_DIR, CLASSIFIER_BACKENDS, DEFAULT_MODEL_PATH, PROJECT_ROOT
@@ -254,12 +255,11 @@ def resolve(config: Mapping[str, object] | None = None) -> dict[str, object]:
     return {**config, **{name.upper(): value for name, value in settings.model_dump().items()}}
 
 
-def shown_default(name: str) -> str:
-    """A default as --help and the docs show it: yes/no for switches, paths inside the project relative to it."""
-    value = FIELDS[name].default
+def shown_default(name: str, fields: Mapping[str, FieldInfo] = FIELDS) -> str:
+    """A default as --help and the docs show it: yes/no for switches, paths inside the project relative to it.
+    `fields` is this model's (the app's) or another's (train.py's)."""
+    value = fields[name].default
     if isinstance(value, bool):
         return "yes" if value else "no"
-    text = str(value)
+    text = "" if value is None or value == [] else str(value)
     return text.removeprefix(str(PROJECT_ROOT) + "/") if text else "(empty)"
-
-

@@ -6,9 +6,12 @@ from pathlib import Path
 
 import pytest
 
+import train
+from maskdetector.constants import TRAINING_FOLDERS, TRAINING_SCENES
 from maskdetector.errors import UserError
-from maskdetector.settings import FIELDS, env_var, flag, resolve
-from maskdetector.settings_docs import markdown
+from maskdetector.settings import FIELDS, env_var, flag, resolve, shown_default
+from maskdetector.settings_docs import markdown, training_markdown
+from maskdetector.training import settings as training_settings
 from maskdetector.vision.detectors import DETECTORS, create_detector
 from maskdetector.vision.detectors.combined import CombinedDetector
 
@@ -36,9 +39,10 @@ def other_value(name: str) -> object:
     return "elsewhere"
 
 
-def test_configuration_page_is_generated_from_the_model():
+def test_configuration_page_is_generated_from_the_models():
     page = (ROOT / "docs" / "configuration.md").read_text()
-    assert page == markdown(), "docs/configuration.md is stale: run `make docs`"
+    expected = markdown() + training_markdown(training_settings.FIELDS)
+    assert page == expected, "docs/configuration.md is stale: run `make docs`"
 
 
 def test_app_help_lists_every_setting_with_its_environment_variable():
@@ -76,3 +80,50 @@ def test_detectors_default_to_the_apps_min_face_size(name):
     detector = create_detector(name)
     parts = [detector.first, detector.second] if isinstance(detector, CombinedDetector) else [detector]
     assert {part.min_face_size for part in parts} == {FIELDS["min_face_size"].default}
+
+
+def test_train_help_lists_every_training_setting_with_its_default():
+    result = subprocess.run([sys.executable, str(ROOT / "train.py"), "--help"], capture_output=True, text=True)
+    assert result.returncode == 0
+    help_text = " ".join(result.stdout.split())
+    for name in training_settings.FIELDS:
+        shown = shown_default(name, training_settings.FIELDS)
+        assert f"{flag(name)} " in help_text and f"(default: {shown})" in help_text, name
+
+
+def test_training_config_takes_its_defaults_from_the_training_settings():
+    from dataclasses import MISSING, fields
+
+    from maskdetector.training.trainer import TrainingConfig
+
+    config_defaults = {f.name: f.default for f in fields(TrainingConfig) if f.default is not MISSING}
+    settings_defaults = train.parse_args([]).training_config()
+    shared = set(config_defaults) & set(settings_defaults) - {"class_names", "left_out"}
+    assert {"epochs", "learning_rate", "holdout_percent", "ema_momentum", "crop_faces"} <= shared
+    for name in shared:
+        assert config_defaults[name] == settings_defaults[name], name
+
+
+def test_train_with_no_sources_trains_the_shipped_models_four():
+    config = train.parse_args([]).training_config()
+    assert (config["data_dirs"], config["scenes_dirs"]) == (list(TRAINING_FOLDERS), list(TRAINING_SCENES))
+    left_out = train.parse_args(["--leave-out", TRAINING_SCENES[1].name]).training_config()
+    assert left_out["left_out"] == TRAINING_SCENES[1] and left_out["scenes_dirs"] == [TRAINING_SCENES[0]]
+    assert left_out["data_dirs"] == list(TRAINING_FOLDERS)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--epochs", "0"], "--epochs: Input should be greater than or equal to 1"),
+        (["--ema-momentum", "1"], "--ema-momentum: Input should be less than 1"),
+        (["--batch-size", "many"], "--batch-size: Input should be a valid integer"),
+        (["--crop-faces", "eyes"], "argument --crop-faces: invalid choice"),
+        (["--all-scene-images"], "--all-scene-images goes with --evaluate-only"),
+        (["--evaluate-only", "--leave-out", "ilc2021"], "--leave-out trains"),
+    ],
+)
+def test_bad_training_flags_are_usage_errors_naming_the_flag(flags, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train.parse_args(flags)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err

@@ -16,7 +16,6 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from maskdetector.constants import HOLDOUT_PERCENT
 from maskdetector.errors import UserError
 from maskdetector.training.artifacts import run_info, save_artifacts
 from maskdetector.training.datasets import (
@@ -38,6 +37,7 @@ from maskdetector.training.scoring import (
     score_scenes,
     score_split,
 )
+from maskdetector.training.settings import default
 from maskdetector.training.splits import counts_by_source, split
 from maskdetector.vision.classifier import MaskClassifier
 from maskdetector.vision.model import build_model, silent_channels
@@ -47,25 +47,27 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class TrainingConfig:
+    """One training run. The defaults of the settings train.py has a flag for are train.py's (training/settings.py)."""
+
     data_dirs: list[Path]
     out_dir: Path
     scenes_dirs: list[Path] = field(default_factory=list)  # PASCAL VOC scenes: non-held-out face crops train
     class_names: list[str] | None = None  # None: the class folders of the first --data folder
     left_out: Path | None = None  # a source not trained on: scored whole after training (leave-one-source-out)
-    epochs: int = 20
-    batch_size: int = 32
-    learning_rate: float = 3e-4  # Adam; 1e-3 silences most of conv2 in the first epoch (see model.silent_channels)
-    patience: int = 6
-    seed: int = 42
+    epochs: int = default("epochs")
+    batch_size: int = default("batch_size")
+    learning_rate: float = default("learning_rate")  # Adam; 1e-3 silences most of conv2 in the first epoch
+    patience: int = default("patience")
+    seed: int = default("seed")
     val_fraction: float = 0.15
     test_fraction: float = 0.15
-    holdout_percent: int = HOLDOUT_PERCENT
-    balance_power: float = 0.5  # see balancing_weights
-    scene_weight: float = 1.5  # scene crops' loss weight relative to folder images, after balancing (see train)
+    holdout_percent: int = default("holdout_percent")
+    balance_power: float = default("balance_power")  # see balancing_weights
+    scene_weight: float = default("scene_weight")  # scene crops' loss weight relative to folder images (see train)
     scene_min_side: int = 16  # smaller scene faces are too blurry to teach anything
     init_model: Path | None = None  # start from this model's weights (fine-tune / continue) instead of random
-    ema_momentum: float = 0.99  # > 0: validate, checkpoint and save an exponential moving average of the weights
-    crop_faces: str | None = "blazeface"  # a detector name: --data images are reduced to their largest face
+    ema_momentum: float = default("ema_momentum")  # > 0: validate, checkpoint and save a moving average of the weights
+    crop_faces: str | None = default("crop_faces")  # a detector name: --data images are reduced to their largest face
     verbose: int | str = "auto"
     extra_info: dict = field(default_factory=dict)
 
