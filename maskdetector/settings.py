@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import limits
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -21,6 +21,11 @@ from maskdetector.errors import UserError
 
 ENV_PREFIX = "MASKDETECTOR_"
 DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres")
+# The URL settings: the schemes each takes (with a host), and what to say of any other value.
+URL_FORMS = {
+    "alert_webhook": (("http", "https"), "must be an http:// or https:// URL"),
+    "mqtt_url": (("mqtt", "mqtts"), "must look like mqtt://[user:password@]host[:port][/prefix] (mqtts:// for TLS)"),
+}
 HOST_NAME = re.compile(r"\.?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*")
 
 
@@ -156,12 +161,13 @@ class Settings(BaseSettings):
         description="failed logins allowed per client address (Flask-Limiter notation, ';' between limits)",
     )
 
-    @field_validator("alert_webhook")
+    @field_validator(*URL_FORMS)
     @classmethod
-    def _http_url(cls, value: str) -> str:
+    def _url(cls, value: str, info: ValidationInfo) -> str:
+        schemes, problem = URL_FORMS[str(info.field_name)]
         parts = urlsplit(value)
-        if value and not (parts.scheme in ("http", "https") and parts.hostname):
-            raise ValueError("must be an http:// or https:// URL")
+        if value and not (parts.scheme in schemes and parts.hostname):
+            raise ValueError(problem)
         return value
 
     @field_validator("trusted_hosts")
@@ -179,14 +185,6 @@ class Settings(BaseSettings):
             limits.parse_many(value)
         except ValueError:
             raise ValueError("must look like '5 per minute' or '5/minute;30/hour'") from None
-        return value
-
-    @field_validator("mqtt_url")
-    @classmethod
-    def _mqtt_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if value and not (parts.scheme in ("mqtt", "mqtts") and parts.hostname):
-            raise ValueError("must look like mqtt://[user:password@]host[:port][/prefix] (mqtts:// for TLS)")
         return value
 
     @field_validator("database_url")
