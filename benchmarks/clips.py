@@ -28,16 +28,18 @@ class TruthFace:
     person: int  # the same face in every frame of its photo
 
 
-def make_clip(out: Path, photos: int, frames_per_photo: int, scenes: Path = SCENES) -> list[list[TruthFace]]:
-    """Write the clip (scenes-dev photos with 1-3 annotated faces of at least 24 px, in file order) to `out`;
-    returns each frame's faces."""
+def make_clip(
+    out: Path, photos: int, frames_per_photo: int, scenes: Path = SCENES, min_side: int = 24
+) -> list[list[TruthFace]]:
+    """Write the clip (scenes-dev photos with 1-3 annotated faces of at least `min_side` px, in file order) to
+    `out`; returns each frame's faces."""
     chosen = [
         s
         for s in load_scene_annotations(scenes)
-        if 1 <= len(s.faces) <= 3 and min(min(f.box[2:]) for f in s.faces) >= 24
+        if 1 <= len(s.faces) <= 3 and min(min(f.box[2:]) for f in s.faces) >= min_side
     ]
     if len(chosen) < photos:
-        raise SystemExit(f"{scenes} has only {len(chosen)} photos with 1-3 faces of 24 px or more")
+        raise SystemExit(f"{scenes} has only {len(chosen)} photos with 1-3 faces of {min_side} px or more")
     writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (WIDTH, HEIGHT))
     truth: list[list[TruthFace]] = []
     person = 0

@@ -44,11 +44,12 @@ sys.path.insert(0, str(ROOT))
 import cv2  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from clips import FPS, HEIGHT, WIDTH, make_clip  # noqa: E402  (this script's folder is on sys.path)
 
 from maskdetector.constants import DEFAULT_MODEL_PATH  # noqa: E402
 from maskdetector.settings import DEFAULTS  # noqa: E402
 from maskdetector.sources.files import Frame, VideoInput, analyze_in_order  # noqa: E402
-from maskdetector.training.datasets import load_scene_annotations, load_scene_crops  # noqa: E402
+from maskdetector.training.datasets import load_scene_crops  # noqa: E402
 from maskdetector.types import Box, Face  # noqa: E402
 from maskdetector.vision.annotation import annotate, encode_jpeg  # noqa: E402
 from maskdetector.vision.boxes import greedy_match  # noqa: E402
@@ -57,9 +58,8 @@ from maskdetector.vision.detectors import create_detector  # noqa: E402
 from maskdetector.vision.detectors.haar import HaarDetector, default_cascade_path  # noqa: E402
 from maskdetector.vision.face_following import FaceFollower  # noqa: E402
 from maskdetector.vision.pipeline import FrameAnalyzer  # noqa: E402
-from maskdetector.vision.preprocessing import crop_face, faces_to_batch, read_image  # noqa: E402
+from maskdetector.vision.preprocessing import crop_face, faces_to_batch  # noqa: E402
 
-WIDTH, HEIGHT, FPS = 640, 480, 30
 JPEG_QUALITY = 80  # the app's default
 BOUNDARY = b"--frame\r\n"
 RECALL_IOU = 0.3  # as the scene evaluation
@@ -67,35 +67,6 @@ REDETECT_EVERY = int(DEFAULTS["REDETECT_EVERY"])
 
 
 # ----------------------------------------------------------------------------------------------- the clip
-
-
-def make_clip(scenes: Path, out: Path, seconds: int) -> list[list[Box]]:
-    """Write a WIDTHxHEIGHT FPS mp4 of `seconds` scenes-dev photos with 1-3 faces >= 32 px; returns each frame's
-    annotated face boxes, moved with the picture."""
-    scenes_used = [
-        s
-        for s in load_scene_annotations(scenes)
-        if 1 <= len(s.faces) <= 3 and min(min(f.box[2:]) for f in s.faces) >= 32
-    ][:seconds]
-    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (WIDTH, HEIGHT))
-    truth = []
-    for scene in scenes_used:
-        image = read_image(scene.image_path)
-        fit = min(WIDTH / image.shape[1], HEIGHT / image.shape[0])
-        for t in range(FPS):  # zoom in by up to 15 % and drift right, so the faces move
-            scale = fit * (1.0 + 0.15 * t / FPS)
-            shift_x = (WIDTH - image.shape[1] * scale) / 2 + 20 * t / FPS
-            shift_y = (HEIGHT - image.shape[0] * scale) / 2
-            matrix = np.float32([[scale, 0, shift_x], [0, scale, shift_y]])
-            writer.write(cv2.warpAffine(image, matrix, (WIDTH, HEIGHT)))
-            truth.append(
-                [
-                    (x * scale + shift_x, y * scale + shift_y, w * scale, h * scale)
-                    for x, y, w, h in (f.box for f in scene.faces)
-                ]
-            )
-    writer.release()
-    return truth
 
 
 def decoded(clip: Path) -> Iterator[Frame]:
@@ -288,7 +259,7 @@ def live_app(clip: Path, detector: str, seconds: float, log_path: Path) -> list[
 # ----------------------------------------------------------------------------------------------- main
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenes", type=Path, default=ROOT.parent / "shared" / "datasets" / "scenes-dev")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
@@ -299,136 +270,157 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.live_seconds = 3, 5
+    return args
 
-    tmp = Path(tempfile.mkdtemp(prefix="pipeline_bench_"))
-    clip = tmp / "clip.mp4"
-    truth = make_clip(args.scenes, clip, args.seconds)
-    frames = len(truth)
-    print(f"clip: {WIDTH}x{HEIGHT}, {FPS} fps, {frames} frames from {args.seconds} scenes-dev photos ({clip})")
-    print(f"cpu: {os.cpu_count()} cores; load average before: {os.getloadavg()[0]:.2f}")
 
-    class_names, silent = read_labels(args.model)
-    model = keras.models.load_model(args.model, compile=False)
-    keras_classifier = MaskClassifier(model, class_names, "keras")
-    started = time.perf_counter()
-    fast = MaskClassifier(model, class_names, "tflite", silent)
-    conversion_s = time.perf_counter() - started
-    # The app's TFLite path against what it ran before each trim, sampled side by side under the same drift.
-    n_silent = sum(len(channels) for channels in silent.values())
-    tflite_paths: dict[str, Callable[[np.ndarray], object]] = {
-        "whole 100x100 graph": TFLiteRunner(model, trim=False),
-        "98x98 input, every channel": TFLiteRunner(model),
-        f"98x98, {n_silent} silent channels out (app)": fast.predict_batch,
-    }
-    samples: dict[str, list[float]] = {name: [] for name in tflite_paths}
+class Bench:
+    """The clip, its annotated boxes, the classifiers, and the TFLite classifier's samples taken through the run."""
 
-    def sample_classifier(calls: int = 50) -> None:
-        for name, run in tflite_paths.items():
-            samples[name].append(median_ms(lambda run=run: run(one), calls))
+    def __init__(self, args: argparse.Namespace, tmp: Path) -> None:
+        self.clip = tmp / "clip.mp4"
+        faces = make_clip(self.clip, args.seconds, FPS, args.scenes, min_side=32)
+        self.truth: list[list[Box]] = [[face.box for face in frame] for frame in faces]
+        self.class_names, silent = read_labels(args.model)
+        self.model = keras.models.load_model(args.model, compile=False)
+        self.keras_classifier = MaskClassifier(self.model, self.class_names, "keras")
+        started = time.perf_counter()
+        self.fast = MaskClassifier(self.model, self.class_names, "tflite", silent)
+        self.conversion_s = time.perf_counter() - started
+        self.images = [f.image for f in decoded(self.clip)][::5]  # 6 frames of each photo: every photo counts
+        self.one = faces_to_batch([crop_face(self.images[0], (250, 150, 120, 120))])
+        # The app's TFLite path against what it ran before each trim, sampled side by side under the same drift.
+        n_silent = sum(len(channels) for channels in silent.values())
+        self.tflite_paths: dict[str, Callable[[np.ndarray], object]] = {
+            "whole 100x100 graph": TFLiteRunner(self.model, trim=False),
+            "98x98 input, every channel": TFLiteRunner(self.model),
+            f"98x98, {n_silent} silent channels out (app)": self.fast.predict_batch,
+        }
+        self.samples: dict[str, list[float]] = {name: [] for name in self.tflite_paths}
 
-    # 1. steps and classifier
-    images = [f.image for f in decoded(clip)][::5]  # 6 frames of each photo: every photo counts
-    face = crop_face(images[0], (250, 150, 120, 120))
-    one = faces_to_batch([face])
+    def sample_classifier(self, calls: int = 50) -> None:
+        for name, run in self.tflite_paths.items():
+            self.samples[name].append(median_ms(lambda run=run: run(self.one), calls))
+
+
+def step_timings(bench: Bench) -> dict[str, float]:
+    """Milliseconds per frame of each step on its own, and per face of the classifiers and the face follower."""
     cascade_full, cascade_small = HaarDetector(min_face_size=24, detect_width=None), HaarDetector(min_face_size=24)
-    cascade_320 = HaarDetector(min_face_size=24, detect_width=320)
-    blazeface = create_detector("blazeface", min_face_size=24)
-
-    def per_frame(fn: Callable[[np.ndarray], object]) -> Callable[[], object]:
-        return lambda: [fn(image) for image in images]
-
-    print(
-        f"\nsteps, ms per frame (mean over {len(images)} frames spread over the clip) or per face "
-        "(classifier: median; following: mean):"
-    )
     frame_steps = {
         "Haar, full 640x480 gray frame": cascade_full.detect,
         f"Haar, frame shrunk to {HaarDetector.DETECT_WIDTH} px wide": cascade_small.detect,
-        "Haar, frame shrunk to 320 px wide": cascade_320.detect,
-        "BlazeFace (default detector, 4 views)": blazeface.detect,
+        "Haar, frame shrunk to 320 px wide": HaarDetector(min_face_size=24, detect_width=320).detect,
+        "BlazeFace (default detector, 4 views)": create_detector("blazeface", min_face_size=24).detect,
         "annotate (boxes + status line)": lambda image: annotate(
             image, [Face((250, 150, 120, 120), "with_mask", 0.9)], 30
         ),
         f"JPEG encode, quality {JPEG_QUALITY}": lambda image: encode_jpeg(image, JPEG_QUALITY),
     }
-    steps = {"decode (cv2.VideoCapture.read)": median_ms(lambda: list(decoded(clip)), 3) / frames}
-    steps |= {name: median_ms(per_frame(fn), 3) / len(images) for name, fn in frame_steps.items()}
+    images = bench.images
+    steps = {"decode (cv2.VideoCapture.read)": median_ms(lambda: list(decoded(bench.clip)), 3) / len(bench.truth)}
     steps |= {
-        "classifier per face, model.predict (naive)": median_ms(lambda: model.predict(one, verbose=0), 30),
+        name: median_ms(lambda fn=fn: [fn(image) for image in images], 3) / len(images)
+        for name, fn in frame_steps.items()
+    }
+    steps |= {
+        "classifier per face, model.predict (naive)": median_ms(lambda: bench.model.predict(bench.one, verbose=0), 30),
         "classifier per face, eager Keras call (--backend keras)": median_ms(
-            lambda: keras_classifier.predict_batch(one), 50
+            lambda: bench.keras_classifier.predict_batch(bench.one), 50
         ),
     }
     # This machine's speed drifts by tens of percent within a minute, so the TFLite figures are the first of
     # several samples taken between the passes below and summarised at the end (their median and range).
-    sample_classifier(100)
-    steps |= {f"classifier per face, TFLite, {name}": values[0] for name, values in samples.items()}
+    bench.sample_classifier(100)
+    steps |= {f"classifier per face, TFLite, {name}": values[0] for name, values in bench.samples.items()}
+    steps["following a face between detector runs, per face (face_following.py)"] = follow_ms(bench.clip, bench.truth)
+    return steps
 
-    steps["following a face between detector runs, per face (face_following.py)"] = follow_ms(clip, truth)
-    for name, ms in steps.items():
-        print(f"  {name:<66}{ms:8.2f}")
-    print(f"  TFLite conversion of the .keras model at load time: {conversion_s:.1f} s")
-    every = 10 if args.quick else 1
+
+def print_agreement(bench: Bench, scenes: Path, every: int) -> None:
+    """Whether the TFLite path gives the Keras model's label on every `every`th scenes-dev crop."""
     crops = np.concatenate(
         [
-            load_scene_crops(args.scenes, class_names, holdout=h, holdout_percent=30, min_side=0).images
+            load_scene_crops(scenes, bench.class_names, holdout=h, holdout_percent=30, min_side=0).images
             for h in (True, False)
         ]
     )[::every].astype(np.float32)
-    reference, candidate = keras_classifier.predict_batch(crops), fast.predict_batch(crops)
+    reference, candidate = bench.keras_classifier.predict_batch(crops), bench.fast.predict_batch(crops)
     agree = int((reference.argmax(axis=1) == candidate.argmax(axis=1)).sum())
     print(
         f"  TFLite vs Keras on {len(crops)} scenes-dev crops: same label on {agree}, "
         f"largest confidence difference {np.abs(reference - candidate).max():.1e}"
     )
 
-    # 2. whole passes over the clip
-    print(f"\nevery frame of the clip, decode -> detect -> classify -> draw -> JPEG ({frames} frames):")
+
+def print_passes(bench: Bench) -> None:
+    """(a) the naive loop, then each optimisation up to the project's pipeline (b), every frame of the clip."""
+    print(f"\nevery frame of the clip, decode -> detect -> classify -> draw -> JPEG ({len(bench.truth)} frames):")
     header = f"{'pipeline':<66}{'frames':>7}{'fps':>8}{'p50 ms':>9}{'p95 ms':>9}{'faces':>8}{'recall':>8}{'vs (a)':>8}"
     print(header)
-    naive = naive_loop(clip, truth, model, class_names)
+    naive = naive_loop(bench.clip, bench.truth, bench.model, bench.class_names)
     print(naive.row("(a) naive: Haar full frame, model.predict per face", None), flush=True)
-    sample_classifier()
-    small = HaarDetector.DETECT_WIDTH
+    bench.sample_classifier()
+    cascade_full, cascade_small = HaarDetector(min_face_size=24, detect_width=None), HaarDetector(min_face_size=24)
+    blazeface, fast, small = create_detector("blazeface", min_face_size=24), bench.fast, HaarDetector.DETECT_WIDTH
     sparse = f"detector on 1 frame in {REDETECT_EVERY}"
     variants = [
-        ("Haar full frame, one eager Keras call per frame", cascade_full, keras_classifier, False, 1),
+        ("Haar full frame, one eager Keras call per frame", cascade_full, bench.keras_classifier, False, 1),
         ("Haar full frame, TFLite", cascade_full, fast, False, 1),
         (f"Haar at {small} px, TFLite", cascade_small, fast, False, 1),
         (f"Haar at {small} px, TFLite, overlapped", cascade_small, fast, True, 1),
         (f"(b) Haar at {small} px, TFLite, overlapped, {sparse}", cascade_small, fast, True, REDETECT_EVERY),
-        ("Haar at 320 px, TFLite, overlapped", cascade_320, fast, True, 1),
+        ("Haar at 320 px, TFLite, overlapped", HaarDetector(min_face_size=24, detect_width=320), fast, True, 1),
         ("BlazeFace, TFLite, overlapped", blazeface, fast, True, 1),
         (f"(b) BlazeFace, TFLite, overlapped, {sparse} (app)", blazeface, fast, True, REDETECT_EVERY),
         ("blazeface-fast, TFLite, overlapped", create_detector("blazeface-fast", min_face_size=24), fast, True, 1),
     ]
     for name, detector, classifier, overlapped, redetect_every in variants:
         analyzer = FrameAnalyzer(detector, classifier, redetect_every=redetect_every)
-        run = project_pass(clip, truth, analyzer, overlapped)
-        print(run.row(name, naive), flush=True)
-        sample_classifier()
+        print(project_pass(bench.clip, bench.truth, analyzer, overlapped).row(name, naive), flush=True)
+        bench.sample_classifier()
 
-    # 3. the live app
+
+def print_live(bench: Bench, detector: str, seconds: float, tmp: Path) -> None:
+    print(f"\nlive app: app.py --source clip.mp4 --loop --detector {detector}, {seconds:.0f} s per row")
+    header = f"{'viewers':>7}{'server CPU (cores)':>20}{'fps per viewer min/mean':>25}"
+    print(f"{header}{'stream fps':>12}{'analysis fps':>14}")
+    results = live_app(bench.clip, detector, seconds, tmp / f"app-{detector}.log")
+    for r in results:
+        stats = r["stats"]
+        print(
+            f"{r['viewers']:>7}{r['cpu']:>20.2f}{min(r['rates']):>14.1f} / {statistics.mean(r['rates']):<8.1f}"
+            f"{stats['fps']:>12.1f}{stats.get('analysis_fps', 0.0):>14.1f}"
+        )
+    print(f"  CPU with 10 viewers / with 1 viewer: {results[1]['cpu'] / results[0]['cpu']:.2f}x")
+    bench.sample_classifier()
+
+
+def main() -> None:
+    args = parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="pipeline_bench_"))
+    bench = Bench(args, tmp)
+    print(f"clip: {WIDTH}x{HEIGHT}, {FPS} fps, {len(bench.truth)} frames from {args.seconds} scenes-dev photos")
+    print(f"cpu: {os.cpu_count()} cores; load average before: {os.getloadavg()[0]:.2f}")
+
+    # 1. steps and classifier
+    print(
+        f"\nsteps, ms per frame (mean over {len(bench.images)} frames spread over the clip) or per face "
+        "(classifier: median; following: mean):"
+    )
+    for name, ms in step_timings(bench).items():
+        print(f"  {name:<66}{ms:8.2f}")
+    print(f"  TFLite conversion of the .keras model at load time: {bench.conversion_s:.1f} s")
+    print_agreement(bench, args.scenes, 10 if args.quick else 1)
+    # 2. whole passes over the clip; 3. the live app
+    print_passes(bench)
     for detector in args.live_detectors:
-        print(f"\nlive app: app.py --source clip.mp4 --loop --detector {detector}, {args.live_seconds:.0f} s per row")
-        header = f"{'viewers':>7}{'server CPU (cores)':>20}{'fps per viewer min/mean':>25}"
-        print(f"{header}{'stream fps':>12}{'analysis fps':>14}")
-        results = live_app(clip, detector, args.live_seconds, tmp / f"app-{detector}.log")
-        for r in results:
-            stats = r["stats"]
-            print(
-                f"{r['viewers']:>7}{r['cpu']:>20.2f}{min(r['rates']):>14.1f} / {statistics.mean(r['rates']):<8.1f}"
-                f"{stats['fps']:>12.1f}{stats.get('analysis_fps', 0.0):>14.1f}"
-            )
-        print(f"  CPU with 10 viewers / with 1 viewer: {results[1]['cpu'] / results[0]['cpu']:.2f}x")
-        sample_classifier()
+        print_live(bench, detector, args.live_seconds, tmp)
 
-    n_samples = len(next(iter(samples.values())))
+    n_samples = len(next(iter(bench.samples.values())))
     print(
         f"\nclassifier per face, TFLite, batch 1, sampled {n_samples} times through the run (each the median of "
         f"50 calls, the first of 100), median and range:"
     )
-    for name, values in samples.items():
+    for name, values in bench.samples.items():
         print(f"  {name:<66}{statistics.median(values):6.2f} ms  ({min(values):.2f}-{max(values):.2f})")
 
 
