@@ -103,6 +103,67 @@ def measure_costs(base: str, postgres: Postgres, broker: Mosquitto) -> dict[str,
     }
 
 
+class Site:
+    """Two app instances of two cameras each, on one database and one broker, under one simulated clock."""
+
+    def __init__(self, tmp: Path, database: str, broker: Mosquitto) -> None:
+        video = make_video(tmp / "walk.avi")
+        self.tmp, self.clock = tmp, SimClock(tmp / "clock")
+        self.clock.set(SIM_START, 0)
+        self.lives: dict[str, list[Instance]] = {"north": [], "south": []}
+        self.bases, self.argv = {}, {}
+        for name in self.lives:
+            port = free_port()
+            self.bases[name] = f"http://127.0.0.1:{port}"
+            self.argv[name] = [
+                *[a for camera in CAMERAS for a in ("--source", f"{camera}={video}")],
+                *("--port", str(port), "--instance", name, "--data-dir", str(tmp / name)),
+                *("--database-url", database, "--mqtt-url", broker.url("site", auth=True)),
+                *("--alerts", "--alert-frames", "3", "--alert-cooldown", "0", "--always-on", "--loop"),
+            ]
+
+    def start(self, name: str) -> None:
+        self.lives[name].append(Instance(self.argv[name], self.clock, log_path=self.tmp / f"{name}.log"))
+        self.lives[name][-1].start()
+        wait_healthy(self.bases[name])
+
+    def run_until(self, simulated: float) -> None:
+        while self.clock() < simulated:
+            time.sleep(0.02)
+
+    def kill_and_restart(self, name: str, at: float, speed: float) -> None:
+        """SIGKILL the instance at simulated time `at` (the clock held meanwhile), then start it again."""
+        self.run_until(at)
+        self.clock.set(at, 0)
+        self.lives[name][-1].stop(signal.SIGKILL)
+        self.start(name)
+        self.clock.set(at, speed)
+
+    def kill(self) -> None:
+        for instances in self.lives.values():
+            for life in instances:
+                life.kill()
+
+
+def broker_outage(site: Site, broker: Mosquitto, seconds: float) -> tuple[tuple[float, float], tuple[float, ...]]:
+    """Stop the broker for `seconds`: the simulated times it was down, and the cameras' fps before, during, after."""
+    fps_before = sample_fps(site.bases, 5)
+    broker.stop()
+    down_from = site.clock()
+    fps_during = sample_fps(site.bases, seconds)
+    down_to = site.clock()
+    broker.start()
+    return (down_from, down_to), (fps_before, fps_during, sample_fps(site.bases, 5))
+
+
+def stored_counts(url: str, tmp: Path) -> Counter:
+    engine = sa.create_engine(database_url(url, tmp))
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT instance, source, minute, label, count FROM sightings")).all()
+    engine.dispose()
+    return Counter({(i, s, m, label): n for i, s, m, label, n in rows})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=12.0, help="simulated minutes of traffic")
@@ -113,72 +174,28 @@ def main() -> None:
     with TemporaryDirectory(prefix="maskdetector-scaleout-") as folder:
         tmp = Path(folder)
         postgres, broker = Postgres(), Mosquitto()
-        lives: dict[str, list[Instance]] = {"north": [], "south": []}
-        subscriber = None
+        site = subscriber = None
         try:
             url = postgres.new_database()
-            video = make_video(tmp / "walk.avi")
-            clock = SimClock(tmp / "clock")
-            clock.set(SIM_START, 0)
+            site = Site(tmp, url, broker)
             subscriber = Subscriber(broker.port, "site/#", client_id="bench-subscriber")
-            bases, argv = {}, {}
-            for name in lives:
-                port = free_port()
-                bases[name] = f"http://127.0.0.1:{port}"
-                argv[name] = [
-                    *[a for camera in CAMERAS for a in ("--source", f"{camera}={video}")],
-                    *("--port", str(port), "--instance", name, "--data-dir", str(tmp / name)),
-                    *("--database-url", url, "--mqtt-url", broker.url("site", auth=True)),
-                    *("--alerts", "--alert-frames", "3", "--alert-cooldown", "0", "--always-on", "--loop"),
-                ]
-
-            def start(name: str) -> None:
-                lives[name].append(Instance(argv[name], clock, log_path=tmp / f"{name}.log"))
-                lives[name][-1].start()
-                wait_healthy(bases[name])
-
-            for name in lives:
-                start(name)
-            clock.set(SIM_START, args.speed)
-
-            def run_until(simulated: float) -> None:
-                while clock() < simulated:
-                    time.sleep(0.02)
-
-            kill_at = SIM_START + 60 * (args.minutes * 0.35 // 1) + 20  # 20 s into a minute
-            run_until(kill_at)
-            clock.set(kill_at, 0)
-            lives["north"][0].stop(signal.SIGKILL)
-            start("north")
-            clock.set(kill_at, args.speed)
-
-            fps_before = sample_fps(bases, 5)
-            broker.stop()
-            down_from = clock()
-            fps_during = sample_fps(bases, args.broker_down)
-            down_to = clock()
-            broker.start()
-            fps_after = sample_fps(bases, 5)
-            run_until(SIM_START + args.minutes * 60)
-            mqtt_stats = {name: get_json(base, "/api/stats")["mqtt"] for name, base in bases.items()}
-            costs = measure_costs(bases["south"], postgres, broker)
-            for name in lives:
-                lives[name][-1].stop()
+            for name in site.lives:
+                site.start(name)
+            site.clock.set(SIM_START, args.speed)
+            site.kill_and_restart("north", SIM_START + 60 * (args.minutes * 0.35 // 1) + 20, args.speed)  # mid-minute
+            outage, rates = broker_outage(site, broker, args.broker_down)
+            site.run_until(SIM_START + args.minutes * 60)
+            mqtt_stats = {name: get_json(base, "/api/stats")["mqtt"] for name, base in site.bases.items()}
+            costs = measure_costs(site.bases["south"], postgres, broker)
+            for instances in site.lives.values():
+                instances[-1].stop()
             time.sleep(2)  # the last messages reach the subscriber
-
-            engine = sa.create_engine(database_url(url, tmp))
-            with engine.connect() as conn:
-                rows = conn.execute(sa.text("SELECT instance, source, minute, label, count FROM sightings")).all()
-            engine.dispose()
-            stored = Counter({(i, s, m, label): n for i, s, m, label, n in rows})
             got = subscriber.wait_for(lambda got: True)
-            report(args, lives, stored, got, tmp, (down_from, down_to), (fps_before, fps_during, fps_after),
-                   mqtt_stats)
+            report(args, site.lives, stored_counts(url, tmp), got, tmp, outage, rates, mqtt_stats)
             print("  costs: " + ", ".join(f"{key} {value}" for key, value in costs.items()))
         finally:
-            for instances in lives.values():
-                for life in instances:
-                    life.kill()
+            if site is not None:
+                site.kill()
             if subscriber is not None:
                 subscriber.close()
             broker.close()
