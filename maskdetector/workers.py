@@ -4,9 +4,11 @@
 full queue drops the item and logs it instead of waiting.
 """
 
+import contextlib
 import logging
+import queue
 import threading
-from collections import deque
+import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -15,57 +17,63 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+class _Flush:
+    """Queued by flush(): reached once every item queued before it is handled."""
+
+    def __init__(self) -> None:
+        self.reached = threading.Event()
+
+
+_STOP = object()  # queued by close(): the thread ends when it gets there
+
+
 class BackgroundWorker(Generic[T]):
     """Hands queued items, in order, to `handle` on one daemon thread; a failing item is logged and skipped."""
 
     def __init__(self, name: str, handle: Callable[[T], None], max_queue: int = 1000) -> None:
         self.name = name
         self._handle = handle
-        self._max_queue = max_queue
-        self._items: deque[T] = deque()
-        self._cond = threading.Condition()
-        self._busy = False
+        self._items: queue.Queue = queue.Queue(max_queue)
         self._closed = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     def submit(self, item: T) -> bool:
         """Queue `item`; False (and a warning) if the worker is closed or its queue is full."""
-        with self._cond:
-            if self._closed or len(self._items) >= self._max_queue:
-                log.warning("%s: queue full or closed, dropping an item", self.name)
-                return False
-            self._items.append(item)
-            self._cond.notify_all()
-            return True
+        if not self._closed:
+            with contextlib.suppress(queue.Full):
+                self._items.put_nowait(item)
+                return True
+        log.warning("%s: queue full or closed, dropping an item", self.name)
+        return False
 
     def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until every queued item has been handled; False on timeout."""
-        with self._cond:
-            return self._cond.wait_for(lambda: not self._items and not self._busy, timeout)
+        """Wait until every item queued so far has been handled; False on timeout."""
+        if not self._thread.is_alive():
+            return self._items.empty()
+        marker = _Flush()
+        try:
+            self._items.put(marker, timeout=timeout)  # may wait for room, unlike submit()
+        except queue.Full:
+            return False
+        return marker.reached.wait(timeout)
 
     def close(self, timeout: float = 5.0) -> None:
         """Handle what is queued (up to `timeout`), then stop the thread."""
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-        self._thread.join(timeout)
+        self._closed = True
+        deadline = time.monotonic() + timeout
+        with contextlib.suppress(queue.Full):
+            self._items.put(_STOP, timeout=timeout)
+        self._thread.join(max(0.0, deadline - time.monotonic()))
         if self._thread.is_alive():
-            log.warning("%s: %d items still queued at shutdown", self.name, len(self._items))
+            log.warning("%s: %d items still queued at shutdown", self.name, self._items.qsize())
 
     def _run(self) -> None:
-        while True:
-            with self._cond:
-                self._cond.wait_for(lambda: self._items or self._closed)
-                if not self._items:
-                    return
-                item = self._items.popleft()
-                self._busy = True
+        while (item := self._items.get()) is not _STOP:
+            if isinstance(item, _Flush):
+                item.reached.set()
+                continue
             try:
                 self._handle(item)
             except Exception:
                 log.exception("%s: handling an item failed", self.name)
-            finally:
-                with self._cond:
-                    self._busy = False
-                    self._cond.notify_all()
