@@ -39,6 +39,17 @@ def test_tflite_float_gives_the_keras_probabilities_for_any_batch_size(untrained
     assert fast.predict_batch(images[:0]).shape == (0, 2)
 
 
+def test_the_whole_graph_and_its_98x98_copy_are_converted_apart():
+    """The conversion cache tells the two apart: they have the same weights but not the same input."""
+    from maskdetector.vision.classifier import TFLiteRunner
+    from maskdetector.vision.model import build_model
+
+    model = build_model(2)
+    whole, trimmed = TFLiteRunner(model, trim=False), TFLiteRunner(model)
+    images = np.random.default_rng(2).integers(0, 256, (1, 100, 100, 3)).astype(np.float32)  # the graphs' own batch
+    np.testing.assert_allclose(whole(images), trimmed(images), atol=1e-5)
+
+
 def test_only_the_input_pixels_that_reach_the_output_are_fed_to_tflite():
     import keras
     from keras import layers

@@ -148,8 +148,9 @@ _conversions_lock = threading.Lock()
 
 
 def converted(model: keras.Model, quantised: bool = False) -> bytes:
-    """to_tflite, once per process for the same weights (several apps or tests load one model file)."""
-    digest = hashlib.sha1(usedforsecurity=False)
+    """to_tflite, once per process for the same weights and input size (several apps or tests load one model
+    file; the 98x98 copy of a model has its weights)."""
+    digest = hashlib.sha1(str(model.input_shape).encode(), usedforsecurity=False)
     for weights in model.get_weights():
         digest.update(str(weights.shape).encode())
         digest.update(np.ascontiguousarray(weights).tobytes())
