@@ -67,3 +67,50 @@ def test_the_rule_catches_upward_and_sibling_imports():
     core_up = ("maskdetector.settings", "maskdetector.cli")
     assert violations(allowed) == []
     assert len(violations([upward, sibling, core_up])) == 3
+
+
+# ----------------------------------------------------------------------------------------------- sizes
+
+ROOT = PACKAGE.parent
+MODULE_LINES = 300  # a module of the package
+FUNCTION_LINES = 60  # a function or method, from its `def` line to its last line
+FUNCTION_PLACES = ["maskdetector", "benchmarks", "train.py", "app.py", "detect.py", "evaluate.py"]
+# Over the limit today and being split under issue 25 (the security work edits them): listed so that the rule holds
+# everywhere else. Drop an entry once its split lands.
+PENDING_MODULES = {"maskdetector/web/streaming.py"}
+PENDING_FUNCTIONS = {"maskdetector/web/app.py: create_app"}
+
+
+def python_files(places: list[str]) -> list[Path]:
+    return [path for place in places for path in sorted((ROOT / place).rglob("*.py")) or [ROOT / place]]
+
+
+def long_functions(source: str, limit: int) -> list[tuple[str, int]]:
+    """(name, lines) of every function or method of `source` longer than `limit` lines."""
+    return [
+        (node.name, node.end_lineno - node.lineno + 1)
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno - node.lineno + 1 > limit
+    ]
+
+
+def test_no_function_over_60_lines():
+    wrong = [
+        f"{path.relative_to(ROOT)}: {name} ({lines} lines)"
+        for path in python_files(FUNCTION_PLACES)
+        for name, lines in long_functions(path.read_text(), FUNCTION_LINES)
+        if f"{path.relative_to(ROOT)}: {name}" not in PENDING_FUNCTIONS
+    ]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_no_module_of_the_package_over_300_lines():
+    lengths = {str(path.relative_to(ROOT)): len(path.read_text().splitlines()) for path in PACKAGE.rglob("*.py")}
+    long = {name: lines for name, lines in lengths.items() if lines > MODULE_LINES}
+    assert set(long) - PENDING_MODULES == set(), long
+
+
+def test_the_function_rule_counts_every_line_of_a_function_and_a_method():
+    short = "def short():\n" + "    x = 1\n" * 59
+    method = "class C:\n    def long(self):\n" + "        x = 1\n" * 60
+    assert long_functions(short + "\n\n" + method, FUNCTION_LINES) == [("long", 61)]
