@@ -45,7 +45,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    names, silent = read_labels(args.model)
+    names = read_labels(args.model)
     model = keras.models.load_model(args.model, compile=False)
     crops = np.concatenate(
         [load_scene_crops(SCENES, names, holdout=h, holdout_percent=30, min_side=0).images for h in (True, False)]
@@ -55,7 +55,7 @@ def main() -> None:
         with interpreter_threads(threads):
             for backend in ("tflite-float", "tflite"):
                 paths[f"{backend} ({'int8 + check' if backend == 'tflite' else 'float32'}), {threads} thread(s)"] = (
-                    MaskClassifier(model, names, backend, silent)
+                    MaskClassifier(model, names, backend)
                 )
     samples = {(name, b): [] for name in paths for b in BATCHES}
     for _ in range(args.rounds):

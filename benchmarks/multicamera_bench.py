@@ -39,7 +39,7 @@ from maskdetector.constants import DEFAULT_MODEL_PATH  # noqa: E402
 from maskdetector.sources.capture import VideoSource  # noqa: E402
 from maskdetector.training.datasets import load_scene_annotations  # noqa: E402
 from maskdetector.vision.analyzers import SharedClassifier, SharedDetector  # noqa: E402
-from maskdetector.vision.classifier import MaskClassifier, read_labels  # noqa: E402
+from maskdetector.vision.classifier import MaskClassifier  # noqa: E402
 from maskdetector.vision.detectors import create_detector  # noqa: E402
 from maskdetector.vision.pipeline import FrameAnalyzer  # noqa: E402
 from maskdetector.vision.preprocessing import read_image  # noqa: E402
@@ -76,7 +76,6 @@ def cpu_seconds() -> float:
 
 
 def thread_per_camera(model_path: Path, cameras: int) -> tuple[FrameAnalyzer, AnalysisScheduler, bool]:
-    names, silent = read_labels(model_path)
     classifier = MaskClassifier.load(model_path, "tflite-float")
     detector = create_detector(DETECTOR, min_face_size=24)
     analyzer = FrameAnalyzer(Locked(detector), Locked(classifier), redetect_every=REDETECT_EVERY)

@@ -17,10 +17,10 @@ photo per second, each slowly zooming and panning so the faces move. Then, all o
 3. the live app (app.py --source clip.mp4 --loop) with 1 and then 10 concurrent /video_feed clients: the server
    process's CPU time (utime + stime from /proc), the frames per second each client receives, and the
    stream's and the analysis's own rates from /api/stats.
-Last, the TFLite classifier's ms per face once more, as the app runs it (fed the 98x98 pixels that reach its
-output, without the convolution channels that never fired in training), with every channel, and as the whole
-100x100 graph: all sampled between the passes above, since this machine's speed drifts within a run (median of
-the samples and their range).
+Last, the TFLite classifier's ms per face once more, as the app runs it (int8 with the float32 check, fed the
+98x98 pixels that reach its output), in float32 on those pixels, and as the whole 100x100 float32 graph: all
+sampled between the passes above, since this machine's speed drifts within a run (median of the samples and their
+range).
 """
 
 import argparse
@@ -280,20 +280,19 @@ class Bench:
         self.clip = tmp / "clip.mp4"
         faces = make_clip(self.clip, args.seconds, FPS, args.scenes, min_side=32)
         self.truth: list[list[Box]] = [[face.box for face in frame] for frame in faces]
-        self.class_names, silent = read_labels(args.model)
+        self.class_names = read_labels(args.model)
         self.model = keras.models.load_model(args.model, compile=False)
         self.keras_classifier = MaskClassifier(self.model, self.class_names, "keras")
         started = time.perf_counter()
-        self.fast = MaskClassifier(self.model, self.class_names, "tflite", silent)
+        self.fast = MaskClassifier(self.model, self.class_names, "tflite")
         self.conversion_s = time.perf_counter() - started
         self.images = [f.image for f in decoded(self.clip)][::5]  # 6 frames of each photo: every photo counts
         self.one = faces_to_batch([crop_face(self.images[0], (250, 150, 120, 120))])
         # The app's TFLite path against what it ran before each trim, sampled side by side under the same drift.
-        n_silent = sum(len(channels) for channels in silent.values())
         self.tflite_paths: dict[str, Callable[[np.ndarray], object]] = {
-            "whole 100x100 graph": TFLiteRunner(self.model, trim=False),
-            "98x98 input, every channel": TFLiteRunner(self.model),
-            f"98x98, {n_silent} silent channels out (app)": self.fast.predict_batch,
+            "float32, whole 100x100 graph": TFLiteRunner(self.model, trim=False),
+            "float32, 98x98 input": TFLiteRunner(self.model),
+            "int8 with the float32 check, 98x98 input (app)": self.fast.predict_batch,
         }
         self.samples: dict[str, list[float]] = {name: [] for name in self.tflite_paths}
 

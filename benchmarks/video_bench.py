@@ -114,10 +114,10 @@ def main() -> None:
         "busy": (tmp / "busy.mp4", make_clip(tmp / "busy.mp4", busy_photos, 5)),
         "steady": (tmp / "steady.mp4", make_clip(tmp / "steady.mp4", steady_photos, 30)),
     }
-    class_names, silent = read_labels(args.model)
+    class_names = read_labels(args.model)
     model = keras.models.load_model(args.model, compile=False)
-    float32 = MaskClassifier(model, class_names, "tflite-float", silent)
-    int8 = MaskClassifier(model, class_names, "tflite", silent)
+    float32 = MaskClassifier(model, class_names, "tflite-float")
+    int8 = MaskClassifier(model, class_names, "tflite")
     detector = partial(create_detector, min_face_size=24)
     blazeface = detector("blazeface")
 

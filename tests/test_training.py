@@ -117,9 +117,6 @@ def test_one_epoch_run_writes_every_artifact_and_they_load(face_folder, tmp_path
     assert metrics["epochs_run"] == 1 and metrics["seed"] == 42 and metrics["training_seconds"] > 0
     assert "largest face cut out by blazeface" in metrics["data_sources"][0]["kind"]  # the default
     assert {name: c["of"] for name, c in metrics["silent_channels"].items()} == {"conv1": 200, "conv2": 100}
-    assert {name: len(c) for name, c in labels["silent_channels"].items()} == {
-        name: c["silent"] for name, c in metrics["silent_channels"].items()
-    }
 
     from maskdetector.vision.classifier import MaskClassifier
 

@@ -78,13 +78,8 @@ def run_info(
     }
 
 
-def save_artifacts(
-    model: keras.Model, names: list[str], metrics: dict, history: dict, out: Path, silent_channels: dict[str, list[int]]
-) -> None:
-    """Write everything next to each other; the model file is replaced atomically, without optimizer state.
-
-    labels.json lists the channels that never fired on the training images: the fast classifier leaves them out.
-    """
+def save_artifacts(model: keras.Model, names: list[str], metrics: dict, history: dict, out: Path) -> None:
+    """Write everything next to each other; the model file is replaced atomically, without optimizer state."""
     inference_model = build_model(len(names))  # uncompiled twin: saves weights without optimizer state
     inference_model.set_weights(model.get_weights())
     tmp = out / f".{MODEL_FILENAME}.tmp.keras"
@@ -96,7 +91,6 @@ def save_artifacts(
         "color_order": COLOR_ORDER,
         "pixel_range": "0-255 (the model rescales to 0-1 itself)",
         "face_margin": FACE_MARGIN,
-        "silent_channels": silent_channels,
     }
     (out / LABELS_FILENAME).write_text(json.dumps(labels, indent=2) + "\n")
     (out / METRICS_FILENAME).write_text(json.dumps(metrics, indent=2) + "\n")

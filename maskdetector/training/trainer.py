@@ -138,7 +138,7 @@ def train(config: TrainingConfig) -> dict:
     silent = silent_channels(model, data.images[parts["train"]])
     warn_if_silent(model, silent)
     metrics.update(run_info(config, data, split_method, history, seconds, model, silent))
-    save_artifacts(model, names, metrics, history, config.out_dir, silent)
+    save_artifacts(model, names, metrics, history, config.out_dir)
     plot_mistakes(data.images[test_idx], data.labels[test_idx], predicted, names, config.out_dir / "mistakes.png")
     (config.out_dir / "best.weights.h5").unlink(missing_ok=True)
     return metrics

@@ -8,7 +8,7 @@ import tempfile
 import threading
 import time
 import zipfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ import numpy as np
 from maskdetector.constants import CLASSIFIER_BACKENDS, COLOR_ORDER, INPUT_SIZE, LABELS_FILENAME
 from maskdetector.errors import ModelError
 from maskdetector.types import Prediction
-from maskdetector.vision.model import used_input_size, with_input_size, without_channels
+from maskdetector.vision.model import used_input_size, with_input_size
 from maskdetector.vision.preprocessing import faces_to_batch
 from maskdetector.vision.tensorflow_runtime import native_stderr_silenced
 from maskdetector.vision.tflite import make_interpreter, threads_here
@@ -35,14 +35,13 @@ CHECK_MARGIN = 0.2
 CALIBRATION_IMAGES = 64
 
 
-def read_labels(model_path: Path) -> tuple[list[str], dict[str, list[int]]]:
-    """Class names in output order and the convolution channels that never fired in training (train.py lists
-    them), from the labels.json beside the model; checks the input contract."""
+def read_labels(model_path: Path) -> list[str]:
+    """Class names in output order, from the labels.json beside the model; checks the input contract. (Older
+    labels files also list the convolution channels that never fired in training: they are not used.)"""
     labels_path = Path(model_path).with_name(LABELS_FILENAME)
     try:
         info = json.loads(labels_path.read_text())
         classes = [str(c) for c in info["classes"]]
-        silent = {str(name): [int(c) for c in channels] for name, channels in info.get("silent_channels", {}).items()}
     except FileNotFoundError:
         raise ModelError(f"{labels_path} not found: run `python train.py` to train a model") from None
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -51,17 +50,16 @@ def read_labels(model_path: Path) -> tuple[list[str], dict[str, list[int]]]:
         INPUT_SIZE
     ):
         raise ModelError(f"{labels_path} describes an input this code does not produce: {info}")
-    return classes, silent
+    return classes
 
 
 class TFLiteRunner:
     """The Keras model converted to TFLite in memory, run by XNNPACK: float32, or int8 with a float32 check.
 
     Converting at load time (a few seconds) means the .keras file stays the one artifact: a retrained
-    model is picked up as it is. With `trim`, only what can change the output is converted: the part of the
-    input that reaches it (model.used_input_size: 98x98 of the design's 100x100; exact), and none of the
-    `silent` convolution channels (model.without_channels; the same output wherever they stay silent, as on
-    every image they were found silent on). `trim=False` converts the whole graph, for comparison.
+    model is picked up as it is. With `trim`, only the part of the input that can change the output is
+    converted (model.used_input_size: 98x98 of the design's 100x100; exact). `trim=False` converts the whole
+    graph, for comparison.
     With `int8`, faces go through an int8 copy of the model first (XNNPACK's integer kernels: about a fifth
     of the float32 time per face on this project's CPUs, docs/performance.md), and every face whose two most
     likely classes are closer than CHECK_MARGIN there is classified again by the float32 model, whose answer
@@ -74,18 +72,12 @@ class TFLiteRunner:
         self,
         model: keras.Model,
         trim: bool = True,
-        silent: Mapping[str, Sequence[int]] | None = None,
         int8: bool = False,
     ) -> None:
         started = time.perf_counter()
         self._height, self._width = used_input_size(model) if trim else model.input_shape[1:3]
         if (self._height, self._width) != tuple(model.input_shape[1:3]):
             model = with_input_size(model, (self._height, self._width))
-        if trim and silent and any(silent.values()):
-            try:
-                model = without_channels(model, silent)
-            except (ValueError, AttributeError) as exc:
-                log.warning("running every convolution channel: %s", exc)
         try:
             self._content = converted(model)
             self._int8_content = converted(model, quantised=True) if int8 else None
@@ -202,7 +194,6 @@ class MaskClassifier:
     `backend` (constants.CLASSIFIER_BACKENDS): "tflite" runs the model converted to int8 TFLite with a float32
     check of the faces it is unsure of (TFLiteRunner: the same labels, a fraction of an eager Keras call's time per
     face), "tflite-float" the float32 conversion alone, "keras" calls the Keras model, the reference path.
-    `silent_channels` (from labels.json) are left out of the TFLite graph (see TFLiteRunner).
     """
 
     def __init__(
@@ -210,7 +201,6 @@ class MaskClassifier:
         model: keras.Model,
         class_names: Sequence[str],
         backend: str = CLASSIFIER_BACKENDS[0],
-        silent_channels: Mapping[str, Sequence[int]] | None = None,
     ) -> None:
         if backend not in CLASSIFIER_BACKENDS:
             raise ModelError(f"unknown classifier backend {backend!r}; available: {', '.join(CLASSIFIER_BACKENDS)}")
@@ -218,7 +208,7 @@ class MaskClassifier:
         self.class_names = list(class_names)
         self.backend = backend
         self._run: Callable[[np.ndarray], np.ndarray] = (
-            TFLiteRunner(model, silent=silent_channels, int8=backend == "tflite")
+            TFLiteRunner(model, int8=backend == "tflite")
             if backend.startswith("tflite")
             else lambda batch: np.asarray(model(batch, training=False))
         )
@@ -229,7 +219,7 @@ class MaskClassifier:
         path = Path(model_path)
         if not path.is_file():
             raise ModelError(f"model file {path} not found: run `python train.py` to train one")
-        class_names, silent = read_labels(path)
+        class_names = read_labels(path)
         try:
             model = keras.models.load_model(path, compile=False)
         except (OSError, ValueError, TypeError, KeyError, zipfile.BadZipFile) as exc:
@@ -238,7 +228,7 @@ class MaskClassifier:
         if n_out != len(class_names):
             raise ModelError(f"{path} has {n_out} outputs but labels.json lists {len(class_names)} classes")
         log.info("loaded %s with classes %s", path, class_names)
-        return cls(model, class_names, backend, silent)
+        return cls(model, class_names, backend)
 
     def replica(self) -> "MaskClassifier":
         """The same model for another thread: TFLite interpreters of its own (made with this thread's thread count,

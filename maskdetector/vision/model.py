@@ -1,7 +1,5 @@
 """The design's CNN: two conv/pool stages, dropout and two dense layers."""
 
-from collections.abc import Mapping, Sequence
-
 import keras
 import numpy as np
 from keras import layers
@@ -82,8 +80,8 @@ def silent_channels(model: keras.Model, images: np.ndarray, batch_size: int = 64
     """Indices of the channels of each ReLU convolution whose output is 0 on every one of `images`.
 
     A channel that never fires on the training images gets no gradient and stays silent for good (the
-    "dying ReLU"): capacity the model has lost, and arithmetic the fast path can skip (without_channels).
-    Too high a learning rate silences most of conv2 in the first epoch, so training reports the count.
+    "dying ReLU"): capacity the model has lost. Too high a learning rate silences most of conv2 in the first
+    epoch, so training reports the count.
     """
     convs = [
         layer
@@ -99,43 +97,3 @@ def silent_channels(model: keras.Model, images: np.ndarray, batch_size: int = 64
         for peak, output in zip(peaks, outputs if len(convs) > 1 else [outputs], strict=True):
             np.maximum(peak, np.asarray(output).max(axis=(0, 1, 2)), out=peak)
     return {layer.name: np.flatnonzero(peak <= 0).tolist() for layer, peak in zip(convs, peaks, strict=True)}
-
-
-def without_channels(model: keras.Sequential, silent: Mapping[str, Sequence[int]]) -> keras.Sequential:
-    """A smaller copy of `model` without the given ReLU convolution channels.
-
-    A channel whose ReLU output is 0 adds nothing downstream: max pooling keeps it 0, the next convolution and
-    the first dense layer multiply it by weights that can go, with the channel's own filter. So wherever the
-    channels are silent (silent_channels: on every training image) the copy gives the model's outputs with
-    less arithmetic. Raises ValueError for a layer this reasoning does not cover.
-    """
-    kept: np.ndarray | None = None  # indices (into the original model) of the current features that remain
-    copies, pruned = [], set()
-    for layer in model.layers:
-        config, weights = layer.get_config(), layer.get_weights()
-        if isinstance(layer, layers.Conv2D) and config["activation"] == "relu" and layer.use_bias:
-            kernel, bias = weights
-            if kept is not None:
-                kernel = kernel[:, :, kept, :]
-            dropped = set(silent.get(layer.name, ()))
-            pruned.add(layer.name)
-            kept = np.array([c for c in range(layer.filters) if c not in dropped])
-            weights, config["filters"] = [kernel[..., kept], bias[kept]], len(kept)
-        elif isinstance(layer, layers.Flatten) and kept is not None:
-            height, width, channels = layer.input.shape[1:]
-            kept = (np.arange(height * width)[:, None] * channels + kept[None, :]).ravel()
-        elif isinstance(layer, layers.Dense):
-            if kept is not None:
-                weights[0] = weights[0][kept]
-            kept = None
-        elif kept is not None and not isinstance(layer, layers.MaxPooling2D | layers.Dropout | layers.ReLU):
-            raise ValueError(f"cannot remove channels across layer {layer.name} ({type(layer).__name__})")
-        copies.append((layer.__class__.from_config(config), weights))
-    if kept is not None:
-        raise ValueError("the model's output has the channels themselves")
-    if set(silent) - pruned:
-        raise ValueError(f"no ReLU convolution named {', '.join(sorted(set(silent) - pruned))}")
-    copy = keras.Sequential([keras.Input(model.input_shape[1:])] + [layer for layer, _ in copies], name=model.name)
-    for layer, weights in copies:
-        layer.set_weights(weights)
-    return copy
