@@ -75,10 +75,9 @@ ROOT = PACKAGE.parent
 MODULE_LINES = 300  # a module of the package
 FUNCTION_LINES = 60  # a function or method, from its `def` line to its last line
 FUNCTION_PLACES = ["maskdetector", "benchmarks", "train.py", "app.py", "detect.py", "evaluate.py"]
-# Over the limit today and being split under issue 25 (the security work edits them): listed so that the rule holds
-# everywhere else. Drop an entry once its split lands.
-PENDING_MODULES = {"maskdetector/web/streaming.py"}
-PENDING_FUNCTIONS = {"maskdetector/web/app.py: create_app"}
+# Over the limit today: listed so that the rule holds everywhere else. Drop an entry once it is split.
+PENDING_MODULES: set[str] = set()
+PENDING_FUNCTIONS = {"maskdetector/web/app.py: create_app"}  # 62 lines since the viewer caps (be8d808)
 
 
 def python_files(places: list[str]) -> list[Path]:
