@@ -77,7 +77,7 @@ FUNCTION_LINES = 60  # a function or method, from its `def` line to its last lin
 FUNCTION_PLACES = ["maskdetector", "benchmarks", "train.py", "app.py", "detect.py", "evaluate.py"]
 # Over the limit today: listed so that the rule holds everywhere else. Drop an entry once it is split.
 PENDING_MODULES: set[str] = set()
-PENDING_FUNCTIONS = {"maskdetector/web/app.py: create_app"}  # 62 lines since the viewer caps (be8d808)
+PENDING_FUNCTIONS: set[str] = set()
 
 
 def python_files(places: list[str]) -> list[Path]:

@@ -24,6 +24,7 @@ from maskdetector.files import private_dir
 from maskdetector.settings import resolve
 from maskdetector.sources.capture import FrameSource, VideoSource
 from maskdetector.sources.parsing import slug, sources_from_settings
+from maskdetector.types import Analyzer
 from maskdetector.vision.analyzers import build_analyzer
 from maskdetector.web.auth import init_auth
 from maskdetector.web.detect_pool import DetectPool
@@ -67,20 +68,8 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     cameras = {}
     for name, label, factory in sources:
         monitor = SourceMonitor(name, [sink for sink in (history, events) if sink], alerts, clock)
-        hubs[name] = hub = StreamHub(
-            factory,
-            metrics.timed(analyzer.for_video(), name),
-            label,
-            jpeg_quality=int(settings["JPEG_QUALITY"]),
-            idle_timeout=float(settings["IDLE_TIMEOUT"]),
-            retry_initial=float(settings["RETRY_INITIAL"]),
-            retry_max=float(settings["RETRY_MAX"]),
-            on_analysis=monitor,
-            scheduler=scheduler,
-            motion_gating=bool(settings["MOTION_GATING"]),
-            max_viewers=int(settings["MAX_VIEWERS_PER_SOURCE"]),
-            viewer_count=viewer_count,
-        )
+        video = metrics.timed(analyzer.for_video(), name)
+        hubs[name] = hub = _hub(settings, factory, label, video, monitor, scheduler, viewer_count)
         cameras[name] = Camera(name, hub, monitor)
         if settings["ALWAYS_ON"]:
             keep_capturing(hub)
@@ -90,18 +79,8 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     init_auth(app, settings)
     retention = _retention(settings, data_dir, history, alerts, clock)
     uploads = DetectPool(int(settings["DETECT_WORKERS"]), int(settings["DETECT_QUEUE"]))
-    state = WebState(
-        cameras,
-        analyzer.classifier.class_names,
-        analyzer,
-        history,
-        alerts,
-        events,
-        instance,
-        scheduler,
-        uploads,
-        retention,
-    )
+    class_names = analyzer.classifier.class_names
+    state = WebState(cameras, class_names, analyzer, history, alerts, events, instance, scheduler, uploads, retention)
     app.extensions[EXTENSION_KEY] = state
     metrics.watch(state)
     app.extensions[METRICS_KEY] = metrics
@@ -109,6 +88,32 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     if events is not None:
         events.start()
     return app
+
+
+def _hub(
+    settings: Mapping[str, object],
+    factory: Callable[[], FrameSource],
+    label: str,
+    video: Analyzer,
+    monitor: SourceMonitor,
+    scheduler: AnalysisScheduler,
+    viewer_count: ViewerCount,
+) -> StreamHub:
+    """One source's capture thread and stream, with the settings it shares with every source."""
+    return StreamHub(
+        factory,
+        video,
+        label,
+        jpeg_quality=int(settings["JPEG_QUALITY"]),
+        idle_timeout=float(settings["IDLE_TIMEOUT"]),
+        retry_initial=float(settings["RETRY_INITIAL"]),
+        retry_max=float(settings["RETRY_MAX"]),
+        on_analysis=monitor,
+        scheduler=scheduler,
+        motion_gating=bool(settings["MOTION_GATING"]),
+        max_viewers=int(settings["MAX_VIEWERS_PER_SOURCE"]),
+        viewer_count=viewer_count,
+    )
 
 
 def _data_dir(settings: Mapping[str, object]) -> Path:
