@@ -45,7 +45,7 @@ from maskdetector.vision.pipeline import FrameAnalyzer  # noqa: E402
 from maskdetector.vision.preprocessing import read_image  # noqa: E402
 from maskdetector.vision.tracking import LABEL_WINDOW  # noqa: E402
 from maskdetector.web.monitor import keep_capturing  # noqa: E402
-from maskdetector.web.scheduler import AnalysisScheduler, machine_cores  # noqa: E402
+from maskdetector.web.scheduler import AnalysisScheduler, machine_cores, pool_size  # noqa: E402
 from maskdetector.web.streaming import StreamHub  # noqa: E402
 
 DETECTOR = "blazeface"  # the app's default
@@ -88,7 +88,7 @@ def with_scheduler(model_path: Path, cameras: int) -> tuple[FrameAnalyzer, Analy
     classifier = SharedClassifier(MaskClassifier.load(model_path, "tflite"))
     detector = SharedDetector(partial(create_detector, DETECTOR, min_face_size=24))
     analyzer = FrameAnalyzer(detector, classifier, redetect_every=REDETECT_EVERY, label_window=LABEL_WINDOW)
-    return analyzer, AnalysisScheduler(), True
+    return analyzer, AnalysisScheduler(pool_size(0, cameras)), True  # as create_app sizes it
 
 
 ARMS = {"(a) a thread per camera": thread_per_camera, "(b) scheduler (the app)": with_scheduler}

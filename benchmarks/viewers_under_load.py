@@ -8,6 +8,9 @@ of scenes-dev photos (benchmarks/clips.py) at its own 30 fps, kept open with --a
 (a) idle: nobody watches, nothing is uploaded;
 (b) loaded: `--viewers` clients hold /video_feed open and read every frame, and `--uploaders` clients post a
     2000 x 1500 photo to /api/detect back to back (503 answers, the upload line being full, are counted).
+    The clients run in a process of their own, forked before the app starts, as real clients do: threads of
+    the server's own process would compete with it for its interpreter lock and measure the benchmark's
+    clients rather than the server.
 
 For each: frames analyzed per second (from /api/stats' `analyzed` counter over the window), the stream's rate,
 and /healthz latency (median / max of one request every 0.25 s). Target: (b)'s analysis rate within 20 % of (a)'s,
@@ -16,6 +19,7 @@ and /healthz latency (median / max of one request every 0.25 s). Target: (b)'s a
 
 import argparse
 import http.client
+import multiprocessing
 import statistics
 import sys
 import tempfile
@@ -96,6 +100,22 @@ class Load:
         self.stop_event.set()
 
 
+def run_load(
+    ports: "multiprocessing.Queue",
+    done: "multiprocessing.Event",
+    results: "multiprocessing.Queue",
+    viewers: int,
+    uploaders: int,
+    body: bytes,
+) -> None:
+    """The client process: wait for the server's port, load it until `done`, then report what it saw."""
+    load = Load(ports.get(), viewers, uploaders, body)
+    done.wait()
+    load.stop()
+    with load._lock:
+        results.put({"answers": dict(load.answers), "refused": load.refused_viewers, "bytes": load.bytes_read})
+
+
 def measure(port: int, app: object, seconds: float) -> dict[str, float]:
     hub = get_state(app).hub
     latencies = []
@@ -132,6 +152,12 @@ def main() -> None:
     parser.add_argument("--uploaders", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=20.0)
     args = parser.parse_args()
+    context = multiprocessing.get_context("fork")  # forked before the app starts any thread
+    ports, results, done = context.Queue(), context.Queue(), context.Event()
+    clients = context.Process(
+        target=run_load, args=(ports, done, results, args.viewers, args.uploaders, upload_body()), daemon=True
+    )
+    clients.start()
     with tempfile.TemporaryDirectory() as folder:
         clip = Path(folder) / "clip.mp4"
         make_clip(clip, photos=12, frames_per_photo=15)
@@ -150,14 +176,16 @@ def main() -> None:
         time.sleep(8)  # warm up: the source opens, the analysis workers build their models
         idle = measure(port, app, args.seconds)
         show("idle", idle)
-        load = Load(port, args.viewers, args.uploaders, upload_body())
+        ports.put(port)
         time.sleep(5)
         loaded = measure(port, app, args.seconds)
         show(f"{args.viewers} viewers + {args.uploaders} uploaders", loaded)
-        load.stop()
+        done.set()
+        seen = results.get(timeout=60)
+        clients.join(10)
         print(
-            f"uploads answered: {dict(sorted(load.answers.items()))}; viewers refused: {load.refused_viewers}; "
-            f"stream data read by the viewers: {load.bytes_read / 1e6:.0f} MB"
+            f"uploads answered: {dict(sorted(seen['answers'].items()))}; viewers refused: {seen['refused']}; "
+            f"stream data read by the viewers: {seen['bytes'] / 1e6:.0f} MB"
         )
         ratio = loaded["analysis_fps"] / idle["analysis_fps"] if idle["analysis_fps"] else float("nan")
         print(

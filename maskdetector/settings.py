@@ -80,7 +80,9 @@ class Settings(BaseSettings):
     motion_gating: bool = Field(
         True, description="skip analyzing frames in which nothing moved since the last analyzed one"
     )
-    analysis_workers: int = Field(0, ge=0, description="threads analyzing all cameras' frames; 0 = one per core")
+    analysis_workers: int = Field(
+        0, ge=0, description="threads analyzing all cameras' frames; 0 = one per core, at most one per source"
+    )
     mirror: bool = Field(False, description="flip frames horizontally, for webcams")
     loop: bool = Field(False, description="replay a video file when it ends")
     jpeg_quality: int = Field(80, ge=1, le=100, description="stream JPEG quality")

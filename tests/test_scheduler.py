@@ -11,7 +11,7 @@ import pytest
 from helpers import wait_until
 
 from maskdetector.types import Face
-from maskdetector.web.scheduler import AnalysisScheduler
+from maskdetector.web.scheduler import AnalysisScheduler, pool_size
 
 
 class Turnstile:
@@ -143,3 +143,17 @@ def test_a_failed_analysis_is_raised_by_the_cameras_next_submit_and_others_go_on
         broken.submit(frame(2))
     broken.submit(frame(3))  # raised once: the camera retries
     wait_until(lambda: ("broken", 3) in turnstile.started, what="the retried analysis")
+
+
+def test_pool_size_gives_a_lone_camera_every_core(monkeypatch):
+    """A lone camera's frames are analyzed one at a time, so it gets one worker whose interpreters use every core;
+    more cameras get a worker per core, and an explicit --analysis-workers wins."""
+    monkeypatch.setattr("maskdetector.web.scheduler.machine_cores", lambda: 2)
+    assert pool_size(0, 1) == 1
+    assert pool_size(0, 2) == pool_size(0, 8) == 2
+    assert pool_size(3, 1) == 3
+    scheduler = AnalysisScheduler(pool_size(0, 1))
+    try:
+        assert scheduler.interpreter_threads == 2
+    finally:
+        scheduler.close()

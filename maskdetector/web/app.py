@@ -31,7 +31,7 @@ from maskdetector.web.detect_pool import DetectPool
 from maskdetector.web.metrics import METRICS_KEY, AppMetrics
 from maskdetector.web.monitor import SourceMonitor, keep_capturing
 from maskdetector.web.routes import bp
-from maskdetector.web.scheduler import AnalysisScheduler
+from maskdetector.web.scheduler import AnalysisScheduler, pool_size
 from maskdetector.web.state import EXTENSION_KEY, Camera, WebState
 from maskdetector.web.streaming import StreamHub
 from maskdetector.web.viewers import ViewerCount
@@ -62,7 +62,7 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     clock = settings.get("CLOCK", time.time)
     hubs: dict[str, StreamHub] = {}
     history, events, alerts = _stores(settings, data_dir, instance, clock, [name for name, _, _ in sources], hubs)
-    scheduler = AnalysisScheduler(int(settings["ANALYSIS_WORKERS"]))  # one analysis pool for all sources
+    scheduler = AnalysisScheduler(pool_size(int(settings["ANALYSIS_WORKERS"]), len(sources)))  # one for all sources
     metrics = AppMetrics()
     viewer_count = ViewerCount(int(settings["MAX_VIEWERS"]))  # the cap on all sources' viewers together
     cameras = {}

@@ -36,6 +36,13 @@ def machine_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def pool_size(workers: int, sources: int) -> int:
+    """`workers` if set, else one worker per core but no more than there are sources: a lone camera gets one
+    worker whose interpreters use every core (two single-threaded workers would leave one core idle, since a
+    source's frames are analyzed one at a time)."""
+    return workers or min(machine_cores(), max(1, sources))
+
+
 class Lane:
     """One source's place in the scheduler: `submit` its frames, results go to `on_result` on a worker thread."""
 
