@@ -96,8 +96,11 @@ class Load:
             finally:
                 conn.close()
 
-    def stop(self) -> None:
+    def stop(self) -> dict[str, object]:
+        """End the load; what the clients saw."""
         self.stop_event.set()
+        with self._lock:
+            return {"answers": dict(self.answers), "refused": self.refused_viewers, "bytes": self.bytes_read}
 
 
 def run_load(
@@ -111,9 +114,7 @@ def run_load(
     """The client process: wait for the server's port, load it until `done`, then report what it saw."""
     load = Load(ports.get(), viewers, uploaders, body)
     done.wait()
-    load.stop()
-    with load._lock:
-        results.put({"answers": dict(load.answers), "refused": load.refused_viewers, "bytes": load.bytes_read})
+    results.put(load.stop())
 
 
 def measure(port: int, app: object, seconds: float) -> dict[str, float]:
