@@ -75,11 +75,11 @@ class Lane:
 
 
 class AnalysisScheduler:
-    """`workers` threads (default: one per core) shared by every lane; close() ends them."""
+    """`workers` threads (pool_size says how many) shared by every lane; close() ends them."""
 
-    def __init__(self, workers: int = 0, name: str = "analysis") -> None:
+    def __init__(self, workers: int, name: str = "analysis") -> None:
         cores = machine_cores()
-        self.workers = workers or cores
+        self.workers = workers
         # Each worker's interpreters get an equal share of the cores: no oversubscription however many cameras.
         self.interpreter_threads = max(1, cores // self.workers)
         if self.workers > 1:  # OpenCV's own pool too (one per process): the workers already use every core
